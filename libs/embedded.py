@@ -1,0 +1,144 @@
+"""Starting the embedded servers (nats-server with JetStream, SecantusDB) as processes.
+
+Used by ``make run`` (the launcher) and by the test fixtures, so tests start the
+servers exactly the way a user's laptop does.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import pymongo
+
+
+@dataclass
+class Proc:
+    name: str
+    popen: subprocess.Popen[bytes]
+    url: str
+    log_path: Path
+
+    def alive(self) -> bool:
+        return self.popen.poll() is None
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
+               proc: Proc | None = None) -> None:
+    """Poll ``check`` until it is true; fail with ``what`` (and the log tail) at the deadline."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc is not None and not proc.alive():
+            raise RuntimeError(f"{what}: process exited early\n{tail(proc.log_path)}")
+        try:
+            if check():
+                return
+        except Exception:
+            pass
+        time.sleep(0.05)
+    extra = f"\n{tail(proc.log_path)}" if proc is not None else ""
+    raise TimeoutError(f"{what} not ready after {timeout_s}s{extra}")
+
+
+def tail(path: Path, lines: int = 30) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""
+
+
+def _bin(name: str) -> str:
+    """A console script from this interpreter's environment (the venv), else PATH."""
+    candidate = Path(sys.executable).parent / name
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which(name)
+    if found is None:
+        raise FileNotFoundError(f"{name} not found: run `make setup`")
+    return found
+
+
+def spawn(name: str, argv: list[str], log_dir: Path, url: str,
+          env: dict[str, str] | None = None) -> Proc:
+    log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = log_dir / f"{name}.log"
+    log = log_path.open("ab")
+    popen = subprocess.Popen(
+        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+        env=env, start_new_session=True,  # Ctrl-C in the terminal goes to the launcher only
+    )
+    log.close()
+    return Proc(name, popen, url, log_path)
+
+
+def start_nats(data_dir: Path, port: int | None = None, monitor_port: int | None = None) -> Proc:
+    port = port or free_port()
+    monitor_port = monitor_port or free_port()
+    store = data_dir / "nats"
+    store.mkdir(parents=True, exist_ok=True)
+    proc = spawn(
+        "nats",
+        [_bin("nats-server"), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port),
+         "-m", str(monitor_port)],
+        data_dir / "logs",
+        f"nats://127.0.0.1:{port}",
+    )
+    health = f"http://127.0.0.1:{monitor_port}/healthz?js-enabled-only=true"
+    wait_until(lambda: urllib.request.urlopen(health, timeout=1).status == 200, 20, "nats", proc)
+    return proc
+
+
+def start_mongo(data_dir: Path, port: int | None = None) -> Proc:
+    port = port or free_port()
+    store = data_dir / "mongo"
+    store.mkdir(parents=True, exist_ok=True)
+    proc = spawn(
+        "secantusdb",
+        [_bin("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
+         "--storage-path", str(store), "--log-level", "WARNING"],
+        data_dir / "logs",
+        f"mongodb://127.0.0.1:{port}/?directConnection=true",
+    )
+
+    def ping() -> bool:
+        client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
+            proc.url, serverSelectionTimeoutMS=500)
+        try:
+            client.admin.command("ping")
+            return True
+        finally:
+            client.close()
+
+    wait_until(ping, 60, "secantusdb", proc)
+    return proc
+
+
+def stop(proc: Proc, timeout_s: float = 15.0, sig: int = signal.SIGTERM) -> int | None:
+    """SIGTERM, wait, then SIGKILL: every process we start ends."""
+    if proc.alive():
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(proc.popen.pid, sig)
+        try:
+            proc.popen.wait(timeout_s)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(proc.popen.pid, signal.SIGKILL)
+            proc.popen.wait(5)
+    return proc.popen.returncode

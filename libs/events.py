@@ -1,0 +1,147 @@
+"""The event contract between services: tagged, versioned msgspec Structs.
+
+Evolution rule: fields are only ever added, with defaults; a breaking change is a
+new tag (``...v2``).  Every event carries ``event_id``, ``connector_id``,
+``connector_version``, ``occurred_at`` and ``correlation_id``.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any, Literal, TypeVar
+
+import msgspec
+
+
+def new_id() -> str:
+    """A random, URL-safe event id (uuid4 hex, 128 bits)."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    event_id: str
+    connector_id: str
+    connector_version: int
+    occurred_at: datetime
+    correlation_id: str
+
+
+class Request(msgspec.Struct, frozen=True, kw_only=True):
+    """What the sender sent, kept with the event (F2)."""
+
+    method: str
+    headers: dict[str, str]
+    query: dict[str, Any]
+    source_ip: str | None
+    content_type: str | None
+    size: int
+
+
+class EventReceived(Envelope, tag="event.received.v1"):
+    """Ingest stored a request. ``body`` is the parsed body (JSON value, form dict, text)."""
+
+    request: Request
+    body: Any
+    custom_variables: dict[str, Any]
+    idempotency_key: str | None = None
+    replay_of: str | None = None  # set on a replay: the event id it re-runs
+
+    def document(self) -> dict[str, Any]:
+        """The event as the connector's JSON: what structure inference sees."""
+        return {"body": self.body, "custom_variables": self.custom_variables}
+
+    def context(self) -> dict[str, Any]:
+        """Event attributes (F5) for filters and templates."""
+        return {
+            "body": self.body,
+            "custom_variables": self.custom_variables,
+            "headers": self.request.headers,
+            "query": self.request.query,
+            "method": self.request.method,
+            "source_ip": self.request.source_ip,
+            "received_at": self.occurred_at.isoformat(),
+            "event_id": self.event_id,
+        }
+
+
+MappingStatus = Literal["created", "updated", "matched_email", "skipped", "error", "disabled"]
+
+
+class MappingResult(msgspec.Struct, frozen=True, kw_only=True):
+    status: MappingStatus
+    reason: str | None = None
+    contact_id: str | None = None
+    contact: dict[str, Any] | None = None  # the contact after the upsert (system attrs)
+    errors: list[str] = msgspec.field(default_factory=list)
+
+
+class DriftReport(msgspec.Struct, frozen=True, kw_only=True):
+    added: list[str] = msgspec.field(default_factory=list)
+    missing: list[str] = msgspec.field(default_factory=list)
+    affected: list[str] = msgspec.field(default_factory=list)  # mappings/steps hit
+
+
+class EventMapped(Envelope, tag="event.mapped.v1"):
+    received: EventReceived
+    mapping: MappingResult
+    drift: DriftReport | None = None
+    structure_learned: bool = False
+    replay_of: str | None = None
+
+
+StepStatus = Literal["succeeded", "failed", "skipped", "filtered"]
+
+
+class StepLog(msgspec.Struct, frozen=True, kw_only=True):
+    step_id: str
+    type: str
+    status: StepStatus
+    output: Any = None
+    error: str | None = None
+    duration_ms: float = 0.0
+
+
+EventStatus = Literal["received", "succeeded", "failed", "filtered"]
+
+
+class ExecutionLogged(Envelope, tag="event.logged.v1"):
+    """The executor's verdict on one event: one per event (per replay)."""
+
+    status: EventStatus
+    steps: list[StepLog]
+    received: EventReceived
+    mapping: MappingResult | None = None
+    drift: DriftReport | None = None
+    error: str | None = None
+    attempts: int = 1
+    replay_of: str | None = None
+    dry_run: bool = False
+
+
+Event = EventReceived | EventMapped | ExecutionLogged
+
+T = TypeVar("T")
+
+_encoder = msgspec.json.Encoder()
+encode = _encoder.encode
+
+
+def decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
+    """One typed decoder per consumer, built once (decoding is the hot path)."""
+    return msgspec.json.Decoder(kind)
+
+
+class IngestNotice(Envelope, tag="ingest.notice.v1"):
+    """A request that was not stored as a new event: rejected (4xx) or a duplicate."""
+
+    kind: Literal["rejected", "duplicate"]
+    reason: str
+    status: int
+
+
+LogStreamEvent = ExecutionLogged | IngestNotice

@@ -1,0 +1,95 @@
+"""``make run``: the embedded servers and the four services on one machine.
+
+Starts nats-server (JetStream) and SecantusDB unless ``NATS_URL`` / ``MONGO_URI`` are
+set, then one process per service; waits until each answers ``/readyz``; prints the
+URLs and the admin token; on Ctrl-C or SIGTERM stops the services (graceful), then
+the servers, and exits.  It starts services by module name and never imports them.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import threading
+import urllib.request
+from pathlib import Path
+
+from libs import embedded
+from libs import settings as hsettings
+
+SERVICES = (
+    ("config", "config_port"),  # first: it provisions Mongo indexes and republishes KV
+    ("ingest", "ingest_port"),
+    ("mapper", "mapper_port"),
+    ("executor", "executor_port"),
+)
+
+
+def _ready(url: str) -> bool:
+    with urllib.request.urlopen(url, timeout=1) as response:
+        return bool(response.status == 200)
+
+
+def main() -> int:
+    settings = hsettings.ensure_admin_token(hsettings.load())
+    data = Path(settings.data_dir).resolve()
+    data.mkdir(parents=True, exist_ok=True)
+    started: list[embedded.Proc] = []
+    stop = threading.Event()
+
+    def on_signal(signum: int, _frame: object) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    env = dict(os.environ, HOOKLINE_ADMIN_TOKEN=settings.admin_token,
+               HOOKLINE_DATA_DIR=str(data))
+    try:
+        if not settings.nats_url:
+            nats = embedded.start_nats(data, int(os.environ.get("HOOKLINE_NATS_PORT", "4222")),
+                                       int(os.environ.get("HOOKLINE_NATS_MONITOR_PORT", "8222")))
+            started.append(nats)
+            env["NATS_URL"] = nats.url
+        if not settings.mongo_uri:
+            mongo = embedded.start_mongo(data, int(os.environ.get("HOOKLINE_MONGO_PORT", "27017")))
+            started.append(mongo)
+            env["MONGO_URI"] = mongo.url
+        for name, port_field in SERVICES:
+            port = getattr(settings, port_field)
+            proc = embedded.spawn(name, [sys.executable, "-m", f"services.{name}"],
+                                  data / "logs", f"http://{settings.host}:{port}", env)
+            started.append(proc)
+            embedded.wait_until(lambda u=proc.url: _ready(u + "/readyz"), 60, name, proc)
+        print(
+            "Hookline is running.\n"
+            f"  ingest URL base   {settings.public_url.rstrip('/')}/c/<token>\n"
+            f"  config API        http://{settings.host}:{settings.config_port}/api/v1\n"
+            f"  admin token       {settings.admin_token}\n"
+            f"  metrics/health    ingest :{settings.ingest_port}  config :{settings.config_port}"
+            f"  mapper :{settings.mapper_port}  executor :{settings.executor_port}"
+            "  (/metrics /healthz /readyz)\n"
+            f"  data and logs     {data}\n"
+            "Press Ctrl-C to stop.",
+            flush=True,
+        )
+        while not stop.is_set():
+            for proc in started:
+                if not proc.alive():
+                    print(f"{proc.name} exited ({proc.popen.returncode}); see {proc.log_path}",
+                          file=sys.stderr, flush=True)
+                    stop.set()
+            stop.wait(0.5)
+        return 0
+    except (TimeoutError, RuntimeError, FileNotFoundError) as exc:
+        print(f"hookline: could not start: {exc}", file=sys.stderr, flush=True)
+        return 1
+    finally:
+        # Services first (they settle in-flight work and drain), then the servers.
+        for proc in reversed(started):
+            embedded.stop(proc)
+        print("Hookline stopped.", flush=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

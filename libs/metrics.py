@@ -1,0 +1,64 @@
+"""Prometheus plumbing shared by every service: a registry per service, capped labels,
+and the ``/metrics``, ``/healthz`` and ``/readyz`` endpoints.
+
+Each service defines its own container class (its ``metrics.py``) on top of this.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+OTHER = "other"
+
+
+class LabelCap:
+    """Keeps a label's cardinality bounded: the first ``limit`` values are kept as they are,
+    later ones fold into ``other`` (every distinct label value is a time series in
+    Prometheus, and an unbounded number of connectors would grow its memory without end).
+    """
+
+    def __init__(self, limit: int | None = None) -> None:
+        if limit is None:
+            limit = int(os.environ.get("HOOKLINE_METRICS_MAX_CONNECTORS", "200"))
+        self._limit = limit
+        self._seen: set[str] = set()
+
+    def __call__(self, value: str) -> str:
+        if value in self._seen:
+            return value
+        if len(self._seen) < self._limit:
+            self._seen.add(value)
+            return value
+        return OTHER
+
+
+class BaseMetrics:
+    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+        self.registry = registry or CollectorRegistry()
+        self.connector = LabelCap()
+
+
+ReadyCheck = Callable[[], Awaitable[bool]]
+
+
+def add_ops_routes(app: web.Application, metrics: BaseMetrics, ready: ReadyCheck) -> None:
+    """``/metrics`` (Prometheus text), ``/healthz`` (alive), ``/readyz`` (dependencies up)."""
+
+    async def metrics_handler(_: web.Request) -> web.Response:
+        body = generate_latest(metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    async def healthz(_: web.Request) -> web.Response:
+        return web.json_response({"status": "ok"})
+
+    async def readyz(_: web.Request) -> web.Response:
+        ok = await ready()
+        return web.json_response({"ready": ok}, status=200 if ok else 503)
+
+    app.router.add_get("/metrics", metrics_handler)
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/readyz", readyz)

@@ -1,0 +1,252 @@
+"""The MongoDB adapter: every Mongo call of Hookline lives in this module.
+
+PyMongo's async API (``pymongo.AsyncMongoClient``, motor's successor).  Hot paths
+write in batches (``bulk_write``); single-document round trips are for operator
+actions only (saves, rotations, resets), which are rare.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo.asynchronous.database import AsyncDatabase
+from pymongo.errors import DuplicateKeyError, PyMongoError
+
+from libs.settings import Settings
+
+Doc = dict[str, Any]
+KEEP_VERSIONS = 20
+STAT_FIELDS = ("received", "succeeded", "failed", "duplicates", "rejected")
+# Fields of a log entry that come from the received event and never change.
+_RECEIVED_FIELDS = (
+    "connector_id", "connector_version", "correlation_id", "received_at", "request", "body",
+    "custom_variables", "idempotency_key", "replay_of",
+)
+
+
+class StaleVersion(Exception):
+    """A save based on a version that is no longer the latest."""
+
+
+def client(settings: Settings) -> AsyncMongoClient[Doc]:
+    return AsyncMongoClient(
+        settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000, connect=False
+    )
+
+
+class Store:
+    """Repositories over one database. Small methods, one per question asked."""
+
+    def __init__(self, mongo: AsyncMongoClient[Doc], db_name: str) -> None:
+        self.mongo = mongo
+        self.db: AsyncDatabase[Doc] = mongo[db_name]
+        self.connectors = self.db["connectors"]
+        self.versions = self.db["connector_versions"]
+        self.structures = self.db["structures"]
+        self.events = self.db["events"]
+        self.stats = self.db["stats"]
+        self.contacts = self.db["contacts"]
+        self.channels = self.db["channels"]
+        self.agents = self.db["agents"]
+        self.attributes = self.db["attributes"]
+        self.step_runs = self.db["step_runs"]
+
+    async def ping(self) -> bool:
+        try:
+            await self.db.command("ping")
+        except PyMongoError:
+            return False
+        return True
+
+    async def ensure_indexes(self) -> None:
+        await self.connectors.create_index("token", unique=True)
+        await self.versions.create_index(
+            [("connector_id", ASCENDING), ("version", ASCENDING)], unique=True
+        )
+        await self.events.create_index([("connector_id", ASCENDING), ("received_at", DESCENDING)])
+        await self.contacts.create_index("mobile", unique=True, sparse=True)
+        await self.contacts.create_index([("email", ASCENDING), ("created_at", ASCENDING)])
+
+    # ------------------------------------------------------------ connectors
+
+    async def insert_connector(self, doc: Doc) -> None:
+        await self.connectors.insert_one(doc)
+        await self.versions.insert_one(
+            {
+                "connector_id": doc["_id"],
+                "version": doc["version"],
+                "config": doc["config"],
+                "saved_at": doc["updated_at"],
+            }
+        )
+
+    async def list_connectors(self) -> list[Doc]:
+        return await self.connectors.find({}).sort("created_at", ASCENDING).to_list(None)
+
+    async def get_connector(self, connector_id: str) -> Doc | None:
+        return await self.connectors.find_one({"_id": connector_id})
+
+    async def delete_connector(self, connector_id: str) -> bool:
+        result = await self.connectors.delete_one({"_id": connector_id})
+        await self.versions.delete_many({"connector_id": connector_id})
+        return result.deleted_count == 1
+
+    async def save_config(
+        self, connector_id: str, based_on: int, changes: Mapping[str, Any], now: datetime
+    ) -> Doc:
+        """Compare-and-set on ``version``: two racing saves cannot both win.
+
+        The version row is inserted first under a unique index, so even if the
+        connector update below were interrupted no version number is used twice.
+        """
+        new_version = based_on + 1
+        try:
+            await self.versions.insert_one(
+                {
+                    "connector_id": connector_id,
+                    "version": new_version,
+                    "config": changes.get("config"),
+                    "saved_at": now,
+                }
+            )
+        except DuplicateKeyError:
+            raise StaleVersion from None
+        doc = await self.connectors.find_one_and_update(
+            {"_id": connector_id, "version": based_on},
+            {"$set": {**changes, "version": new_version, "updated_at": now}},
+            return_document=ReturnDocument.AFTER,
+        )
+        if doc is None:
+            await self.versions.delete_one({"connector_id": connector_id, "version": new_version})
+            raise StaleVersion
+        await self._prune_versions(connector_id, new_version)
+        return doc
+
+    async def _prune_versions(self, connector_id: str, latest: int) -> None:
+        await self.versions.delete_many(
+            {"connector_id": connector_id, "version": {"$lte": latest - KEEP_VERSIONS}}
+        )
+
+    async def list_versions(self, connector_id: str) -> list[Doc]:
+        cursor = self.versions.find({"connector_id": connector_id}).sort("version", DESCENDING)
+        return await cursor.limit(KEEP_VERSIONS).to_list(None)
+
+    async def get_version(self, connector_id: str, version: int) -> Doc | None:
+        return await self.versions.find_one({"connector_id": connector_id, "version": version})
+
+    async def set_token(self, connector_id: str, fields: Mapping[str, Any]) -> Doc | None:
+        return await self.connectors.find_one_and_update(
+            {"_id": connector_id}, {"$set": dict(fields)}, return_document=ReturnDocument.AFTER
+        )
+
+    # ------------------------------------------------------------ structures
+
+    async def get_structure(self, connector_id: str) -> Doc | None:
+        return await self.structures.find_one({"_id": connector_id})
+
+    async def insert_structure_if_absent(self, connector_id: str, doc: Doc) -> bool:
+        """The first event's structure wins; later ones don't overwrite it."""
+        try:
+            await self.structures.insert_one({"_id": connector_id, **doc})
+        except DuplicateKeyError:
+            return False
+        return True
+
+    async def replace_structure(self, connector_id: str, doc: Doc) -> None:
+        await self.structures.replace_one({"_id": connector_id}, doc, upsert=True)
+
+    # ------------------------------------------------------------ event log
+
+    async def record_received(self, docs: Sequence[Doc]) -> set[str]:
+        """Insert log entries for received events; returns the ids that were new.
+
+        ``$setOnInsert`` makes redelivery harmless, and the ids tell the caller which
+        events to count, so a redelivered batch is not counted twice.
+        """
+        if not docs:
+            return set()
+        ops = [
+            UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs
+        ]
+        result = await self.events.bulk_write(ops, ordered=False)
+        return {docs[i]["_id"] for i in result.upserted_ids}
+
+    async def record_outcomes(self, docs: Sequence[Doc]) -> tuple[set[str], set[str]]:
+        """Write executor verdicts. Returns (ids whose first verdict this is, ids whose
+        log entry this created), so the caller counts each event once."""
+        if not docs:
+            return set(), set()
+        ids = [d["_id"] for d in docs]
+        cursor = self.events.find({"_id": {"$in": ids}}, {"_id": 1, "outcome_at": 1})
+        rows = await cursor.to_list(None)
+        existing = {r["_id"] for r in rows}
+        judged = {r["_id"] for r in rows if r.get("outcome_at") is not None}
+        ops = []
+        for d in docs:
+            insert_only = {k: d[k] for k in _RECEIVED_FIELDS if k in d}
+            update = {k: v for k, v in d.items() if k not in insert_only and k != "_id"}
+            ops.append(
+                UpdateOne(
+                    {"_id": d["_id"]}, {"$set": update, "$setOnInsert": insert_only}, upsert=True
+                )
+            )
+        await self.events.bulk_write(ops, ordered=False)
+        return {i for i in ids if i not in judged}, {i for i in ids if i not in existing}
+
+    async def list_events(
+        self, connector_id: str, *, status: str | None, before: datetime | None, limit: int
+    ) -> list[Doc]:
+        query: Doc = {"connector_id": connector_id}
+        if status:
+            query["status"] = status
+        if before is not None:
+            query["received_at"] = {"$lt": before}
+        cursor = self.events.find(
+            query, {"_id": 1, "received_at": 1, "status": 1, "connector_version": 1, "error": 1}
+        )
+        return await cursor.sort("received_at", DESCENDING).limit(limit).to_list(None)
+
+    async def get_event(self, connector_id: str, event_id: str) -> Doc | None:
+        return await self.events.find_one({"_id": event_id, "connector_id": connector_id})
+
+    # ------------------------------------------------------------ stats
+
+    async def add_stats(self, increments: Mapping[str, Mapping[str, int]]) -> None:
+        """One bulk write for a batch's counters: {connector_id: {field: n}}."""
+        ops = [
+            UpdateOne({"_id": cid}, {"$inc": dict(inc)}, upsert=True)
+            for cid, inc in increments.items()
+            if any(inc.values())
+        ]
+        if ops:
+            await self.stats.bulk_write(ops, ordered=False)
+
+    async def get_stats(self, connector_id: str) -> Doc:
+        doc = await self.stats.find_one({"_id": connector_id}) or {}
+        return {f: int(doc.get(f, 0)) for f in STAT_FIELDS} | {"since": doc.get("since")}
+
+    async def reset_stats(self, connector_id: str, now: datetime) -> None:
+        await self.stats.replace_one(
+            {"_id": connector_id}, {**dict.fromkeys(STAT_FIELDS, 0), "since": now}, upsert=True
+        )
+
+    # ------------------------------------------------------------ generic CRM rows
+
+    async def insert(self, collection: str, doc: Doc) -> None:
+        await self.db[collection].insert_one(doc)
+
+    async def find(self, collection: str, query: Doc, limit: int = 100) -> list[Doc]:
+        return await self.db[collection].find(query).limit(limit).to_list(None)
+
+    async def find_one(self, collection: str, query: Doc) -> Doc | None:
+        return await self.db[collection].find_one(query)
+
+    async def delete(self, collection: str, query: Doc) -> int:
+        return (await self.db[collection].delete_many(query)).deleted_count
+
+    async def ids(self, collection: str, ids: Iterable[str]) -> set[str]:
+        rows = await self.db[collection].find({"_id": {"$in": list(ids)}}, {"_id": 1}).to_list(None)
+        return {r["_id"] for r in rows}

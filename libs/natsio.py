@@ -1,0 +1,188 @@
+"""NATS JetStream helpers: connect, provision streams/consumers/KV idempotently, pull loops.
+
+Start-up provisioning is idempotent so every instance of every service can run it:
+a stream that exists is updated to the wanted config, never recreated.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Sequence
+
+import nats
+import nats.errors
+import nats.js.errors
+from nats.aio.client import Client
+from nats.aio.msg import Msg
+from nats.js import JetStreamContext
+from nats.js.api import (
+    AckPolicy,
+    ConsumerConfig,
+    DeliverPolicy,
+    KeyValueConfig,
+    StorageType,
+    StreamConfig,
+)
+from nats.js.kv import KeyValue
+from prometheus_client import Gauge
+
+from libs import logging as hlog
+from libs import subjects
+from libs.settings import Settings
+
+# JetStream drops a second publish with the same Nats-Msg-Id inside this window:
+# re-sends after a crash and senders' retries with an idempotency key.
+DUPLICATE_WINDOW_S = 3600.0
+
+
+async def connect(settings: Settings, name: str) -> Client:
+    log = hlog.get()
+
+    async def on_error(exc: Exception) -> None:
+        log.warning("nats.error", error=str(exc))
+
+    async def on_disconnect() -> None:
+        log.warning("nats.disconnected")
+
+    async def on_reconnect() -> None:
+        log.info("nats.reconnected")
+
+    return await nats.connect(
+        settings.nats_url,
+        name=name,
+        max_reconnect_attempts=-1,  # keep trying forever: a broker restart is not fatal
+        reconnect_time_wait=0.5,
+        error_cb=on_error,
+        disconnected_cb=on_disconnect,
+        reconnected_cb=on_reconnect,
+    )
+
+
+async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
+    try:
+        await js.add_stream(config)
+    except nats.js.errors.BadRequestError:
+        # Exists with another config (err 10058): bring it to the wanted one.
+        await js.update_stream(config)
+
+
+async def provision(js: JetStreamContext, settings: Settings) -> KeyValue:
+    """Streams EVENTS and LOGS and the connectors KV bucket; returns the bucket."""
+    p = settings.prefix
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=settings.stream_events,
+            subjects=[f"{p}.events.>"],
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            max_age=7 * 24 * 3600.0,
+        ),
+    )
+    await _ensure_stream(
+        js,
+        StreamConfig(
+            name=settings.stream_logs,
+            subjects=[f"{p}.logs.>", f"{p}.dlq.>"],
+            storage=StorageType.FILE,
+            duplicate_window=DUPLICATE_WINDOW_S,
+            max_age=7 * 24 * 3600.0,
+        ),
+    )
+    try:
+        return await js.key_value(settings.kv_connectors)
+    except nats.js.errors.BucketNotFoundError:
+        return await js.create_key_value(
+            KeyValueConfig(bucket=settings.kv_connectors, history=1, storage=StorageType.FILE)
+        )
+
+
+async def pull_subscription(
+    js: JetStreamContext,
+    *,
+    stream: str,
+    durable: str,
+    subject: str,
+    ack_wait_s: float = 30.0,
+    max_deliver: int = -1,
+    max_ack_pending: int = 5000,
+) -> JetStreamContext.PullSubscription:
+    """A durable pull consumer shared by every instance of a service (work is spread)."""
+    config = ConsumerConfig(
+        durable_name=durable,
+        ack_policy=AckPolicy.EXPLICIT,
+        deliver_policy=DeliverPolicy.ALL,
+        ack_wait=ack_wait_s,
+        max_deliver=max_deliver,
+        max_ack_pending=max_ack_pending,
+        filter_subject=subject,
+    )
+    return await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+
+
+BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
+
+
+async def consume(
+    sub: JetStreamContext.PullSubscription,
+    handler: BatchHandler,
+    stop: asyncio.Event,
+    *,
+    batch: int = 256,
+    wait_s: float = 0.5,
+) -> None:
+    """Fetch batches until ``stop`` is set; the handler settles (acks/naks) every message.
+
+    Stopping is checked between batches only, so a batch in flight is always finished
+    and settled before the loop returns (graceful shutdown).
+    """
+    log = hlog.get()
+    while not stop.is_set():
+        try:
+            msgs = await sub.fetch(batch, timeout=wait_s)
+        except (nats.errors.TimeoutError, TimeoutError):
+            continue  # nothing to do for now
+        except (nats.errors.ConnectionClosedError, nats.errors.DrainTimeoutError):
+            return
+        except Exception as exc:  # broker hiccup: wait and go on, never die
+            log.warning("consume.fetch_failed", error=repr(exc))
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=0.5)
+            continue
+        try:
+            await handler(msgs)
+        except Exception:
+            # A bug in the handler must not kill the loop; unsettled messages are
+            # redelivered after ack_wait.
+            log.exception("consume.handler_crashed", count=len(msgs))
+
+
+def msg_id_header(msg_id: str) -> dict[str, str]:
+    return {"Nats-Msg-Id": msg_id}
+
+
+__all__ = [
+    "Client",
+    "JetStreamContext",
+    "KeyValue",
+    "Msg",
+    "connect",
+    "consume",
+    "msg_id_header",
+    "provision",
+    "pull_subscription",
+    "subjects",
+]
+
+
+async def watch_lag(
+    sub: JetStreamContext.PullSubscription, gauge: Gauge, durable: str, stop: asyncio.Event
+) -> None:
+    """Publish the consumer's pending count (its lag) to ``gauge`` every few seconds."""
+    while not stop.is_set():
+        with contextlib.suppress(Exception):
+            info = await sub.consumer_info()
+            gauge.labels(durable).set(info.num_pending or 0)
+        with contextlib.suppress(asyncio.TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=5.0)

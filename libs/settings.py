@@ -1,0 +1,107 @@
+"""Settings: built-in defaults, overridden by the environment, overridden by an explicit mapping.
+
+Names are fixed by design/API.md; extend, don't rename.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Mapping
+from pathlib import Path
+
+import msgspec
+
+
+class Settings(msgspec.Struct, kw_only=True, frozen=True):
+    admin_token: str = ""
+    ingest_port: int = 8000
+    config_port: int = 8080
+    mapper_port: int = 8081
+    executor_port: int = 8082
+    host: str = "127.0.0.1"
+    public_url: str = "http://127.0.0.1:8000"
+    data_dir: str = "./var"
+    nats_url: str = ""
+    mongo_uri: str = ""
+    mongo_db: str = "hookline"
+    max_body_bytes: int = 1024 * 1024
+    # Stream and bucket names, overridable so tests can share one server.
+    prefix: str = "hookline"
+    # An outbound HTTP action may call loopback/private addresses only when allowed.
+    allow_private_targets: bool = False
+    log_level: str = "INFO"
+    # Seconds to wait before each retry of a transiently failed event; its length + 1
+    # is the number of attempts before the event is dead-lettered.
+    retry_backoff: str = "1,5,30,120,600"
+
+    @property
+    def backoff_schedule(self) -> list[float]:
+        return [float(x) for x in self.retry_backoff.split(",") if x.strip()]
+
+    @property
+    def stream_events(self) -> str:
+        return f"{self.prefix.upper()}_EVENTS"
+
+    @property
+    def stream_logs(self) -> str:
+        return f"{self.prefix.upper()}_LOGS"
+
+    @property
+    def kv_connectors(self) -> str:
+        return f"{self.prefix}_connectors"
+
+
+_ENV: dict[str, tuple[str, type]] = {
+    "HOOKLINE_ADMIN_TOKEN": ("admin_token", str),
+    "HOOKLINE_INGEST_PORT": ("ingest_port", int),
+    "HOOKLINE_CONFIG_PORT": ("config_port", int),
+    "HOOKLINE_MAPPER_PORT": ("mapper_port", int),
+    "HOOKLINE_EXECUTOR_PORT": ("executor_port", int),
+    "HOOKLINE_HOST": ("host", str),
+    "HOOKLINE_PUBLIC_URL": ("public_url", str),
+    "HOOKLINE_DATA_DIR": ("data_dir", str),
+    "NATS_URL": ("nats_url", str),
+    "MONGO_URI": ("mongo_uri", str),
+    "HOOKLINE_MONGO_DB": ("mongo_db", str),
+    "HOOKLINE_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "HOOKLINE_PREFIX": ("prefix", str),
+    "HOOKLINE_ALLOW_PRIVATE_TARGETS": ("allow_private_targets", bool),
+    "HOOKLINE_LOG_LEVEL": ("log_level", str),
+    "HOOKLINE_RETRY_BACKOFF": ("retry_backoff", str),
+}
+
+
+def _convert(raw: str, kind: type) -> object:
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    return kind(raw)
+
+
+def load(env: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Defaults < environment < ``overrides``. Unknown override names raise TypeError."""
+    source = os.environ if env is None else env
+    values: dict[str, object] = {}
+    for var, (name, kind) in _ENV.items():
+        if var in source and source[var] != "":
+            try:
+                values[name] = _convert(source[var], kind)
+            except ValueError as exc:
+                raise ValueError(f"{var}={source[var]!r}: {exc}") from None
+    values.update(overrides)
+    return Settings(**values)  # type: ignore[arg-type]
+
+
+def ensure_admin_token(settings: Settings) -> Settings:
+    """The admin token from settings, else the one kept in the data dir, else a new one."""
+    if settings.admin_token:
+        return settings
+    path = Path(settings.data_dir) / "admin-token"
+    if path.exists():
+        token = path.read_text().strip()
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        token = secrets.token_urlsafe(32)
+        path.write_text(token + "\n")
+        path.chmod(0o600)
+    return msgspec.structs.replace(settings, admin_token=token)

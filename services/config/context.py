@@ -1,0 +1,50 @@
+"""What every config API handler needs, in one typed app key, and small request helpers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from aiohttp import web
+from nats.js.kv import KeyValue
+
+from libs import mongo as hmongo
+from libs import natsio
+from libs.http import ApiError
+from libs.settings import Settings
+
+
+@dataclass
+class Context:
+    settings: Settings
+    store: hmongo.Store
+    nc: natsio.Client
+    js: natsio.JetStreamContext
+    kv: KeyValue
+
+
+CTX = web.AppKey("ctx", Context)
+
+
+async def body_json(request: web.Request, *, optional: bool = False) -> dict[str, Any]:
+    """The request's JSON object body; a clear 400/415 when it is not one."""
+    if not request.body_exists:
+        if optional:
+            return {}
+        raise ApiError(400, "body_required", "a JSON object body is required")
+    if request.content_type != "application/json":
+        raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    try:
+        body = await request.json()
+    except ValueError as exc:
+        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    return body
+
+
+async def connector_or_404(request: web.Request) -> dict[str, Any]:
+    doc = await request.app[CTX].store.get_connector(request.match_info["id"])
+    if doc is None:
+        raise ApiError(404, "not_found", "connector not found")
+    return doc

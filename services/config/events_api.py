@@ -1,0 +1,132 @@
+"""The event log (list, detail, replay) and per-connector stats (read, reset)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from libs import events, natsio, subjects
+from libs.http import ApiError
+from services.config.context import CTX, body_json, connector_or_404
+
+routes = web.RouteTableDef()
+
+STATUSES = {"received", "succeeded", "failed"}
+
+
+def _iso(value: Any) -> Any:
+    return value.isoformat() if isinstance(value, datetime) else value
+
+
+def summary(doc: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "event_id": doc["_id"],
+        "received_at": _iso(doc.get("received_at")),
+        "status": doc.get("status"),
+        "connector_version": doc.get("connector_version"),
+        "error": doc.get("error"),
+    }
+
+
+def detail(doc: dict[str, Any]) -> dict[str, Any]:
+    return summary(doc) | {
+        "request": doc.get("request"),
+        "event": {"body": doc.get("body"), "custom_variables": doc.get("custom_variables")},
+        "mapping": doc.get("mapping"),
+        "drift": doc.get("drift"),
+        "execution": doc.get("execution") or [],
+        "attempts": doc.get("attempts"),
+        "replay_of": doc.get("replay_of"),
+        "outcome_at": _iso(doc.get("outcome_at")),
+    }
+
+
+@routes.get("/api/v1/connectors/{id}/events")
+async def list_events(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    doc = await connector_or_404(request)
+    status = request.query.get("status") or None
+    if status is not None and status not in STATUSES:
+        raise ApiError(400, "invalid_status", f"status must be one of {sorted(STATUSES)}")
+    try:
+        limit = int(request.query.get("limit", "50"))
+    except ValueError:
+        raise ApiError(400, "invalid_limit", "limit must be an integer") from None
+    if not 1 <= limit <= 500:
+        raise ApiError(400, "invalid_limit", "limit must be in 1..500")
+    before = None
+    if request.query.get("before"):
+        try:
+            before = datetime.fromisoformat(request.query["before"].replace("Z", "+00:00"))
+        except ValueError:
+            raise ApiError(400, "invalid_before", "before must be an ISO 8601 time") from None
+    rows = await ctx.store.list_events(doc["_id"], status=status, before=before, limit=limit)
+    items = [summary(r) for r in rows]
+    next_before = items[-1]["received_at"] if len(items) == limit else None
+    return web.json_response({"items": items, "next_before": next_before})
+
+
+@routes.get("/api/v1/connectors/{id}/events/{event_id}")
+async def get_event(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    doc = await connector_or_404(request)
+    row = await ctx.store.get_event(doc["_id"], request.match_info["event_id"])
+    if row is None:
+        raise ApiError(404, "event_not_found", "no such event in this connector's log")
+    return web.json_response(detail(row))
+
+
+@routes.post("/api/v1/connectors/{id}/events/{event_id}/replay")
+async def replay(request: web.Request) -> web.Response:
+    """Run a logged event again as a new event (``replay_of`` links it), through the
+    whole pipeline, against the current or a chosen kept version."""
+    ctx = request.app[CTX]
+    doc = await connector_or_404(request)
+    row = await ctx.store.get_event(doc["_id"], request.match_info["event_id"])
+    if row is None:
+        raise ApiError(404, "event_not_found", "no such event in this connector's log")
+    body = await body_json(request, optional=True)
+    version = body.get("version", doc["version"])
+    if not isinstance(version, int) or await ctx.store.get_version(doc["_id"], version) is None:
+        raise ApiError(422, "invalid_version", f"version {version!r} is not among the kept ones")
+    event = events.EventReceived(
+        event_id=events.new_id(),
+        connector_id=doc["_id"],
+        connector_version=version,
+        occurred_at=events.utcnow(),
+        correlation_id=row.get("correlation_id") or row["_id"],
+        request=msgspec.convert(row["request"], events.Request),
+        body=row.get("body"),
+        custom_variables=row.get("custom_variables") or {},
+        replay_of=row["_id"],
+    )
+    await ctx.js.publish(
+        subjects.received(ctx.settings.prefix, doc["_id"]),
+        events.encode(event),
+        headers=natsio.msg_id_header(event.event_id),
+    )
+    return web.json_response(
+        {"event_id": event.event_id, "replay_of": row["_id"], "version": version}, status=202
+    )
+
+
+@routes.get("/api/v1/connectors/{id}/stats")
+async def stats(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    doc = await connector_or_404(request)
+    counters = await ctx.store.get_stats(doc["_id"])
+    counters["since"] = _iso(counters["since"]) or doc["created_at"].isoformat()
+    return web.json_response(counters)
+
+
+@routes.post("/api/v1/connectors/{id}/stats/reset")
+async def reset(request: web.Request) -> web.Response:
+    ctx = request.app[CTX]
+    doc = await connector_or_404(request)
+    await ctx.store.reset_stats(doc["_id"], events.utcnow())
+    counters = await ctx.store.get_stats(doc["_id"])
+    counters["since"] = _iso(counters["since"])
+    return web.json_response(counters)

@@ -1,0 +1,67 @@
+"""Connector documents ↔ API views ↔ KV snapshots, and publishing snapshots to KV."""
+
+from __future__ import annotations
+
+import secrets
+from typing import Any
+
+import msgspec
+from nats.js.kv import KeyValue
+
+from libs.connector import ConnectorConfig, ConnectorSnapshot
+from libs.settings import Settings
+
+_encode = msgspec.json.Encoder().encode
+
+
+def new_token() -> str:
+    """192 bits from the OS's CSPRNG, URL-safe."""
+    return secrets.token_urlsafe(24)
+
+
+def url_of(settings: Settings, token: str) -> str:
+    return f"{settings.public_url.rstrip('/')}/c/{token}"
+
+
+def view(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
+    """The connector as the API shows it."""
+    return {
+        "id": doc["_id"],
+        "name": doc["name"],
+        "url": url_of(settings, doc["token"]),
+        "version": doc["version"],
+        "config": doc["config"],
+        "created_at": doc["created_at"].isoformat(),
+        "updated_at": doc["updated_at"].isoformat(),
+    }
+
+
+def snapshot(doc: dict[str, Any]) -> ConnectorSnapshot:
+    until = doc.get("previous_token_until")
+    return ConnectorSnapshot(
+        id=doc["_id"],
+        name=doc["name"],
+        token=doc["token"],
+        version=doc["version"],
+        config=msgspec.convert(doc["config"], ConnectorConfig),
+        previous_token=doc.get("previous_token"),
+        previous_token_until=until.timestamp() if until is not None else None,
+    )
+
+
+async def publish(kv: KeyValue, doc: dict[str, Any]) -> None:
+    await kv.put(doc["_id"], _encode(snapshot(doc)))
+
+
+async def republish_all(kv: KeyValue, docs: list[dict[str, Any]]) -> None:
+    """Make KV equal to Mongo (the source of truth): put every connector, drop strays."""
+    for doc in docs:
+        await publish(kv, doc)
+    wanted = {d["_id"] for d in docs}
+    try:
+        keys = await kv.keys()
+    except Exception:  # nats raises NoKeysError on an empty bucket
+        keys = []
+    for key in keys:
+        if key not in wanted:
+            await kv.delete(key)

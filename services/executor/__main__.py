@@ -1,0 +1,4 @@
+from libs.service import main
+from services.executor.app import create_app
+
+main("executor", create_app, "executor_port")

@@ -1,0 +1,252 @@
+"""The executor: runs each mapped event's steps and publishes one execution log.
+
+At-least-once with idempotent side effects: a step that succeeded is journaled
+(Mongo, ``step_runs``) before the event is acked, so a redelivery skips it.
+Transient failures are nak'ed with the backoff schedule; after the last attempt the
+event is dead-lettered and logged as failed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from libs import events, natsio, subjects
+from libs import logging as hlog
+from libs import mongo as hmongo
+from libs.connector import ConnectorConfig
+from libs.metrics import add_ops_routes
+from libs.registry import Registry
+from libs.settings import Settings
+from services.executor.actions import LiveActions
+from services.executor.adapters.http import HttpClient
+from services.executor.core import engine
+from services.executor.metrics import ExecutorMetrics
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", ExecutorMetrics)
+STATE = web.AppKey("state", "Executor")
+NATS = web.AppKey("nats", natsio.Client)
+
+DURABLE = "executor"
+
+
+class MongoJournal:
+    def __init__(self, store: hmongo.Store, event_id: str) -> None:
+        self.store = store
+        self.event_id = event_id
+
+    async def record(self, step_id: str, output: Any) -> None:
+        await self.store.step_runs.replace_one(
+            {"_id": f"{self.event_id}:{step_id}"},
+            {"event_id": self.event_id, "step_id": step_id, "output": output},
+            upsert=True,
+        )
+
+
+class Executor:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: ExecutorMetrics,
+        js: natsio.JetStreamContext,
+        store: hmongo.Store,
+        registry: Registry,
+        actions: engine.Actions,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.js = js
+        self.store = store
+        self.registry = registry
+        self.actions = actions
+        self.backoff = settings.backoff_schedule
+        self.decode = events.decoder(events.EventMapped).decode
+        self._versions: dict[tuple[str, int], ConnectorConfig] = {}
+
+    async def handle(self, msgs: Sequence[natsio.Msg]) -> None:
+        decoded: list[tuple[natsio.Msg, events.EventMapped]] = []
+        for msg in msgs:
+            try:
+                decoded.append((msg, self.decode(msg.data)))
+            except msgspec.DecodeError as exc:
+                hlog.get().error("executor.undecodable", error=str(exc))
+                self.metrics.messages.labels("undecodable").inc()
+                await msg.term()
+        if not decoded:
+            return
+        # One query for the whole batch: which steps already succeeded before.
+        done = await self._done([ev.event_id for _, ev in decoded])
+        await asyncio.gather(*(self._one(m, ev, done.get(ev.event_id, {})) for m, ev in decoded))
+
+    async def _done(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+        rows = await self.store.step_runs.find({"event_id": {"$in": event_ids}}).to_list(None)
+        out: dict[str, dict[str, Any]] = {}
+        for row in rows:
+            out.setdefault(row["event_id"], {})[row["step_id"]] = row.get("output")
+        return out
+
+    async def _config(self, event: events.EventMapped) -> ConnectorConfig | None:
+        snap = self.registry.by_id(event.connector_id)
+        if snap is not None and snap.version == event.connector_version:
+            return snap.config
+        key = (event.connector_id, event.connector_version)
+        if key not in self._versions:
+            row = await self.store.get_version(*key)
+            if row is None:
+                return snap.config if snap is not None else None
+            self._versions[key] = msgspec.convert(row["config"], ConnectorConfig)
+        return self._versions[key]
+
+    async def _one(self, msg: natsio.Msg, event: events.EventMapped, done: dict[str, Any]) -> None:
+        attempt = msg.metadata.num_delivered or 1
+        if attempt > 1:
+            self.metrics.redeliveries.inc()
+        with hlog.bind(event_id=event.event_id, connector_id=event.connector_id,
+                       correlation_id=event.correlation_id):
+            try:
+                await self._execute(msg, event, done, attempt)
+            except Exception as exc:  # Mongo/NATS trouble: try again later
+                hlog.get().warning("executor.retry_infrastructure", error=repr(exc))
+                self.metrics.messages.labels("retried").inc()
+                await msg.nak(delay=self._delay(attempt))
+
+    def _delay(self, attempt: int, hint: float | None = None) -> float:
+        if hint is not None:
+            return hint
+        if not self.backoff:
+            return 1.0
+        return self.backoff[min(attempt - 1, len(self.backoff) - 1)]
+
+    async def _execute(
+        self, msg: natsio.Msg, event: events.EventMapped, done: dict[str, Any], attempt: int
+    ) -> None:
+        config = await self._config(event)
+        if config is None:  # connector deleted: nothing to run, still log the event
+            outcome = engine.Outcome("failed", [], "connector no longer exists")
+        else:
+            try:
+                outcome = await engine.run(
+                    config.steps,
+                    build_context(event),
+                    self.actions,
+                    MongoJournal(self.store, event.event_id),
+                    done=done,
+                    now=events.utcnow(),
+                )
+            except engine.Retry as retry:
+                if attempt <= len(self.backoff):
+                    self.metrics.messages.labels("retried").inc()
+                    await msg.nak(delay=self._delay(attempt, retry.error.retry_after_s))
+                    return
+                outcome = engine.Outcome(
+                    "failed", retry.steps, f"gave up after {attempt} attempts: {retry.error}"
+                )
+                await self._dead_letter(event, outcome)
+        for step in outcome.steps:
+            self.metrics.step_seconds.labels(step.type).observe(step.duration_ms / 1000)
+        await self._log(event, outcome, attempt)
+        await msg.ack()
+        self.metrics.messages.labels(outcome.status).inc()
+        self.metrics.events.labels(self.metrics.connector(event.connector_id), outcome.status).inc()
+
+    async def _log(self, event: events.EventMapped, outcome: engine.Outcome, attempt: int) -> None:
+        logged = events.ExecutionLogged(
+            event_id=event.event_id,
+            connector_id=event.connector_id,
+            connector_version=event.connector_version,
+            occurred_at=events.utcnow(),
+            correlation_id=event.correlation_id,
+            status=outcome.status,  # type: ignore[arg-type]
+            steps=outcome.steps,
+            received=event.received,
+            mapping=event.mapping,
+            drift=event.drift,
+            error=outcome.error,
+            attempts=attempt,
+            replay_of=event.received.replay_of,
+        )
+        await self.js.publish(
+            subjects.log(self.settings.prefix, event.connector_id),
+            events.encode(logged),
+            headers=natsio.msg_id_header(f"log:{event.event_id}"),
+        )
+
+    async def _dead_letter(self, event: events.EventMapped, outcome: engine.Outcome) -> None:
+        self.metrics.dead_lettered.labels(self.metrics.connector(event.connector_id)).inc()
+        await self.js.publish(
+            subjects.dead_letter(self.settings.prefix, event.connector_id),
+            events.encode(event),
+            headers=natsio.msg_id_header(f"dlq:{event.event_id}"),
+        )
+
+
+def build_context(event: events.EventMapped) -> dict[str, Any]:
+    """All four attribute kinds (F5) for filters and templates."""
+    context = event.received.context()
+    contact = (event.mapping.contact or {}) if event.mapping else {}
+    context["system"] = {
+        "name": contact.get("name"),
+        "email": contact.get("email"),
+        "mobile": contact.get("mobile"),
+        "time_zone": contact.get("time_zone"),
+        "current_time": events.utcnow().isoformat(),
+    }
+    context["subscriber"] = dict(contact.get("attributes") or {})
+    context["formatter"] = {}
+    return context
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    nc = await natsio.connect(settings, "hookline-executor")
+    js = nc.jetstream()
+    kv = await natsio.provision(js, settings)
+    registry = Registry()
+    await registry.start(kv)
+    mongo = hmongo.client(settings)
+    store = hmongo.Store(mongo, settings.mongo_db)
+    http = HttpClient(allow_private_everywhere=settings.allow_private_targets)
+    await http.start()
+    executor = Executor(settings, app[METRICS], js, store, registry, LiveActions(http))
+    app[STATE], app[NATS] = executor, nc
+    sub = await natsio.pull_subscription(
+        js,
+        stream=settings.stream_events,
+        durable=DURABLE,
+        subject=subjects.all_mapped(settings.prefix),
+        max_deliver=-1,
+    )
+    stop = asyncio.Event()
+    loop = asyncio.create_task(natsio.consume(sub, executor.handle, stop), name="executor-consume")
+    lag = asyncio.create_task(natsio.watch_lag(sub, app[METRICS].pending, DURABLE, stop))
+    yield
+    stop.set()
+    await loop
+    lag.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await lag
+    await http.close()
+    await registry.stop()
+    await nc.drain()
+    await mongo.close()
+
+
+def create_app(settings: Settings, metrics: ExecutorMetrics | None = None) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or ExecutorMetrics()
+    app.cleanup_ctx.append(_resources)
+
+    async def ready() -> bool:
+        if STATE not in app:
+            return False
+        return app[NATS].is_connected and await app[STATE].store.ping()
+
+    add_ops_routes(app, app[METRICS], ready)
+    return app

@@ -1,0 +1,234 @@
+"""The ingest service: ``/c/{token}`` stores each webhook in JetStream, then answers.
+
+Answers 2xx only after JetStream acknowledged the publish; 503 when it cannot.
+Connectors are read from the in-memory registry (KV watch), never from Mongo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import msgspec
+from aiohttp import web
+from multidict import CIMultiDictProxy
+
+from libs import events, natsio, subjects, templating
+from libs import logging as hlog
+from libs.connector import ConnectorSnapshot
+from libs.http import error
+from libs.metrics import add_ops_routes
+from libs.registry import Registry
+from libs.settings import Settings
+from services.ingest.metrics import IngestMetrics
+from services.ingest.parsing import BadRequest, is_json, media_type, parse_body, query_variables
+from services.ingest.ratelimit import TokenBuckets
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", IngestMetrics)
+REGISTRY = web.AppKey("registry", Registry)
+NATS = web.AppKey("nats", natsio.Client)
+JS = web.AppKey("js", natsio.JetStreamContext)
+STATE = web.AppKey("state", dict[str, Any])
+
+PUBLISH_TIMEOUT_S = 5.0
+# Headers that carry credentials are not kept in the event log.
+_REDACT = {"authorization", "cookie", "proxy-authorization"}
+
+
+def _headers(raw: CIMultiDictProxy[str]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for key, value in raw.items():
+        k = key.lower()
+        if k in _REDACT:
+            value = "[redacted]"
+        out[k] = f"{out[k]}, {value}" if k in out else value
+    return out
+
+
+async def _read_body(request: web.Request, limit: int) -> Any:
+    """Parse the body within ``limit`` bytes. Multipart keeps fields, not file contents."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BadRequest(413, "payload_too_large", f"body exceeds the limit of {limit} bytes")
+    media = media_type(request.content_type)
+    if media == "multipart/form-data":
+        return await _read_multipart(request, limit)
+    raw = await request.content.read(limit + 1)
+    if len(raw) > limit:
+        raise BadRequest(413, "payload_too_large", f"body exceeds the limit of {limit} bytes")
+    return parse_body(media if request.body_exists else "", raw, request.charset)
+
+
+async def _read_multipart(request: web.Request, limit: int) -> Any:
+    fields: dict[str, Any] = {}
+    total = 0
+    try:
+        reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, web.BodyPartReader):
+                continue
+            data = await part.read(decode=True)
+            total += len(data)
+            if total > limit:
+                raise BadRequest(413, "payload_too_large", f"body exceeds {limit} bytes")
+            name = part.name or f"field{len(fields)}"
+            if part.filename:
+                fields[name] = {"filename": part.filename, "size": len(data)}
+            else:
+                fields[name] = data.decode(part.get_charset("utf-8"), errors="replace")
+    except (ValueError, AssertionError) as exc:
+        raise BadRequest(400, "invalid_multipart", f"malformed multipart body: {exc}") from None
+    return fields
+
+
+def _response(snap: ConnectorSnapshot, event: events.EventReceived, duplicate: bool) -> web.Response:
+    cfg = snap.config.response
+    if cfg.body is None:
+        payload: dict[str, Any] = {"event_id": event.event_id, "status": "stored"}
+        if duplicate:
+            payload["status"] = "duplicate"
+        return web.json_response(payload, status=cfg.status)
+    try:
+        text = templating.render(cfg.body, event.context()).text
+    except templating.TemplateError as exc:
+        # The event is stored; a broken reply template must not turn that into a 5xx.
+        hlog.get().warning("ingest.response_template_failed", error=str(exc))
+        return web.json_response({"event_id": event.event_id}, status=cfg.status)
+    return web.Response(text=text, status=cfg.status, content_type=None,
+                        headers={"Content-Type": cfg.content_type})
+
+
+class Ingest:
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.settings = app[SETTINGS]
+        self.metrics = app[METRICS]
+        self.buckets = TokenBuckets()
+        self._background: set[asyncio.Task[Any]] = set()
+
+    async def handle(self, request: web.Request) -> web.Response:
+        snap = self.app[REGISTRY].by_token(request.match_info["token"])
+        if snap is None:
+            self.metrics.requests.labels("unknown", "404").inc()
+            return error(404, "not_found", "no connector has this URL (unknown or rotated)")
+        label = self.metrics.connector(snap.id)
+        try:
+            response = await self._accept(request, snap)
+        except BadRequest as exc:
+            self._notice(snap, "rejected", exc.message, exc.status)
+            response = error(exc.status, exc.code, exc.message)
+        self.metrics.requests.labels(label, str(response.status)).inc()
+        return response
+
+    async def _accept(self, request: web.Request, snap: ConnectorSnapshot) -> web.Response:
+        rate = snap.config.rate_limit_per_s
+        if rate and not self.buckets.allow(snap.id, rate, time.monotonic()):
+            raise BadRequest(429, "rate_limited", f"over the connector's limit of {rate}/s")
+        limit = snap.config.max_body_bytes or self.settings.max_body_bytes
+        body = None if request.method == "GET" else await _read_body(request, limit)
+        size = request.content_length or 0
+        self.metrics.body_bytes.observe(size)
+        custom = query_variables(list(request.query.items()))
+        event_id = events.new_id()
+        event = events.EventReceived(
+            event_id=event_id,
+            connector_id=snap.id,
+            connector_version=snap.version,
+            occurred_at=events.utcnow(),
+            correlation_id=request.headers.get("X-Correlation-Id") or event_id,
+            request=events.Request(
+                method=request.method,
+                headers=_headers(request.headers),
+                query=custom,
+                source_ip=request.remote,
+                content_type=request.content_type if request.body_exists else None,
+                size=size,
+            ),
+            body=body,
+            custom_variables=custom,
+        )
+        key = self._idempotency_key(snap, event)
+        if key is not None:
+            event = msgspec.structs.replace(event, idempotency_key=key)
+        msg_id = f"{snap.id}:{key}" if key is not None else event_id
+        started = time.perf_counter()
+        try:
+            ack = await self.app[JS].publish(
+                subjects.received(self.settings.prefix, snap.id),
+                events.encode(event),
+                timeout=PUBLISH_TIMEOUT_S,
+                headers=natsio.msg_id_header(msg_id),
+            )
+        except Exception as exc:
+            self.metrics.store_failures.inc()
+            hlog.get().warning("ingest.store_failed", connector_id=snap.id, error=repr(exc))
+            return error(503, "unavailable", "the event could not be stored; retry later")
+        self.metrics.store_seconds.observe(time.perf_counter() - started)
+        if ack.duplicate:
+            self._notice(snap, "duplicate", f"idempotency key {key!r} seen before", 200)
+        return _response(snap, event, ack.duplicate)
+
+    def _idempotency_key(self, snap: ConnectorSnapshot, event: events.EventReceived) -> str | None:
+        path = snap.config.idempotency_key
+        if not path:
+            return None
+        from libs import paths  # local: only connectors with a key pay for it
+
+        value = paths.resolve(event.context(), path)
+        return None if value is None else str(value)
+
+    def _notice(self, snap: ConnectorSnapshot, kind: str, reason: str, status: int) -> None:
+        """Tell the projector about a rejected or duplicate request (stats), best effort."""
+        notice = events.IngestNotice(
+            event_id=events.new_id(),
+            connector_id=snap.id,
+            connector_version=snap.version,
+            occurred_at=events.utcnow(),
+            correlation_id="",
+            kind=kind,  # type: ignore[arg-type]
+            reason=reason,
+            status=status,
+        )
+        task = asyncio.create_task(
+            self.app[JS].publish(
+                subjects.log(self.settings.prefix, snap.id),
+                events.encode(notice),
+                headers=natsio.msg_id_header(notice.event_id),
+            )
+        )
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    nc = await natsio.connect(settings, "hookline-ingest")
+    js = nc.jetstream()
+    kv = await natsio.provision(js, settings)
+    registry = Registry()
+    await registry.start(kv)
+    app[NATS], app[JS], app[REGISTRY] = nc, js, registry
+    yield
+    await registry.stop()
+    await nc.drain()
+
+
+def create_app(settings: Settings, metrics: IngestMetrics | None = None) -> web.Application:
+    app = web.Application(client_max_size=settings.max_body_bytes + 65536)
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or IngestMetrics()
+    app.cleanup_ctx.append(_resources)
+    ingest = Ingest(app)
+    for method in ("GET", "POST", "PUT", "PATCH"):
+        app.router.add_route(method, "/c/{token}", ingest.handle)
+
+    async def ready() -> bool:
+        return NATS in app and app[NATS].is_connected and app[REGISTRY].loaded.is_set()
+
+    add_ops_routes(app, app[METRICS], ready)
+    return app
+
+
+__all__ = ["create_app", "is_json"]

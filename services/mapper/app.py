@@ -1,0 +1,179 @@
+"""The mapper: learns a connector's structure from its first event, maps fields onto
+contacts, and publishes the mapped event.  Ack only after the output is acked by
+JetStream (at-least-once); the output's msg id makes the re-publish after a crash a
+duplicate that JetStream drops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Sequence
+from typing import Any
+
+import msgspec
+from aiohttp import web
+
+from libs import events, natsio, structure, subjects
+from libs import logging as hlog
+from libs import mongo as hmongo
+from libs.metrics import add_ops_routes
+from libs.registry import Registry
+from libs.settings import Settings
+from services.mapper.metrics import MapperMetrics
+
+SETTINGS = web.AppKey("settings", Settings)
+METRICS = web.AppKey("metrics", MapperMetrics)
+STATE = web.AppKey("state", "Mapper")
+NATS = web.AppKey("nats", natsio.Client)
+
+DURABLE = "mapper"
+STRUCTURE_TTL_S = 5.0  # the operator may replace a structure; re-read it this often
+
+
+class Mapper:
+    def __init__(
+        self,
+        settings: Settings,
+        metrics: MapperMetrics,
+        js: natsio.JetStreamContext,
+        store: hmongo.Store,
+        registry: Registry,
+    ) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.js = js
+        self.store = store
+        self.registry = registry
+        self.decode = events.decoder(events.EventReceived).decode
+        self._structures: dict[str, tuple[float, structure.Structure | None]] = {}
+
+    async def handle(self, msgs: Sequence[natsio.Msg]) -> None:
+        decoded: list[tuple[natsio.Msg, events.EventReceived]] = []
+        for msg in msgs:
+            if msg.metadata.num_delivered and msg.metadata.num_delivered > 1:
+                self.metrics.redeliveries.inc()
+            try:
+                decoded.append((msg, self.decode(msg.data)))
+            except msgspec.DecodeError as exc:
+                hlog.get().error("mapper.undecodable", error=str(exc))
+                self.metrics.messages.labels("undecodable").inc()
+                await msg.term()
+        await asyncio.gather(*(self._one(msg, ev) for msg, ev in decoded))
+
+    async def _one(self, msg: natsio.Msg, event: events.EventReceived) -> None:
+        with hlog.bind(event_id=event.event_id, connector_id=event.connector_id,
+                       correlation_id=event.correlation_id):
+            try:
+                learned, drift = await self._structure(event)
+                mapped = events.EventMapped(
+                    event_id=event.event_id,
+                    connector_id=event.connector_id,
+                    connector_version=event.connector_version,
+                    occurred_at=events.utcnow(),
+                    correlation_id=event.correlation_id,
+                    received=event,
+                    mapping=events.MappingResult(status="disabled", reason="no field mapping"),
+                    drift=drift,
+                    structure_learned=learned,
+                )
+                await self.js.publish(
+                    subjects.mapped(self.settings.prefix, event.connector_id),
+                    events.encode(mapped),
+                    headers=natsio.msg_id_header(f"mapped:{event.event_id}"),
+                )
+            except Exception as exc:
+                hlog.get().warning("mapper.retry", error=repr(exc))
+                self.metrics.messages.labels("retried").inc()
+                await msg.nak(delay=1.0)
+                return
+            await msg.ack()
+            self.metrics.messages.labels("mapped").inc()
+
+    async def _structure(
+        self, event: events.EventReceived
+    ) -> tuple[bool, events.DriftReport | None]:
+        """Learn the structure from the first event; flag drift on later ones."""
+        cid = event.connector_id
+        now = time.monotonic()
+        cached = self._structures.get(cid)
+        if cached is None or now - cached[0] > STRUCTURE_TTL_S:
+            doc = await self.store.get_structure(cid)
+            known = structure_from_doc(doc) if doc else None
+            self._structures[cid] = (now, known)
+        else:
+            known = cached[1]
+        document = event.document()
+        if known is None:
+            learned = structure.infer(document)
+            inserted = await self.store.insert_structure_if_absent(
+                cid, structure_to_doc(learned, event.event_id)
+            )
+            self._structures[cid] = (now, learned)
+            if inserted:
+                self.metrics.structures_learned.inc()
+            return inserted, None
+        found = structure.drift(known, document)
+        if not found:
+            return False, None
+        self.metrics.drift.labels(self.metrics.connector(cid)).inc()
+        return False, events.DriftReport(added=found.added, missing=found.missing)
+
+
+def structure_to_doc(s: structure.Structure, event_id: str | None) -> dict[str, Any]:
+    doc: dict[str, Any] = msgspec.to_builtins(s)
+    doc["from_event"] = event_id
+    return doc
+
+
+def structure_from_doc(doc: dict[str, Any]) -> structure.Structure:
+    fields = {f: doc[f] for f in ("sample", "schema", "fields", "truncated") if f in doc}
+    return msgspec.convert(fields, structure.Structure)
+
+
+async def _resources(app: web.Application) -> AsyncIterator[None]:
+    settings = app[SETTINGS]
+    nc = await natsio.connect(settings, "hookline-mapper")
+    js = nc.jetstream()
+    kv = await natsio.provision(js, settings)
+    registry = Registry()
+    await registry.start(kv)
+    mongo = hmongo.client(settings)
+    store = hmongo.Store(mongo, settings.mongo_db)
+    mapper = Mapper(settings, app[METRICS], js, store, registry)
+    app[STATE] = mapper
+    sub = await natsio.pull_subscription(
+        js,
+        stream=settings.stream_events,
+        durable=DURABLE,
+        subject=subjects.all_received(settings.prefix),
+    )
+    stop = asyncio.Event()
+    loop = asyncio.create_task(natsio.consume(sub, mapper.handle, stop), name="mapper-consume")
+    lag = asyncio.create_task(natsio.watch_lag(sub, app[METRICS].pending, DURABLE, stop))
+    app[NATS] = nc
+    yield
+    stop.set()  # finish the batch in flight, settle it, then drain
+    await loop
+    lag.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await lag
+    await registry.stop()
+    await nc.drain()
+    await mongo.close()
+
+
+def create_app(settings: Settings, metrics: MapperMetrics | None = None) -> web.Application:
+    app = web.Application()
+    app[SETTINGS] = settings
+    app[METRICS] = metrics or MapperMetrics()
+    app.cleanup_ctx.append(_resources)
+
+    async def ready() -> bool:
+        if STATE not in app:
+            return False
+        return app[NATS].is_connected and await app[STATE].store.ping()
+
+    add_ops_routes(app, app[METRICS], ready)
+    return app
