@@ -69,7 +69,7 @@ class FilterStep(msgspec.Struct, tag="filter", tag_field="type", forbid_unknown_
 class FormatterStep(msgspec.Struct, tag="formatter", tag_field="type", forbid_unknown_fields=True):
     """Computes ``formatter.<output>`` from ``input`` (a template) with ``op``.
 
-    ``op`` names one formatter of ``services.executor.core.formatters`` (e.g.
+    ``op`` names one formatter of ``libs.formatters`` (e.g.
     ``date.format``, ``text.upper``, ``number.round``, ``lookup``); ``options``
     are that formatter's parameters.
     """

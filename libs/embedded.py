@@ -40,8 +40,9 @@ def free_port() -> int:
         return port
 
 
-def wait_until(check: Callable[[], bool], timeout_s: float, what: str,
-               proc: Proc | None = None) -> None:
+def wait_until(
+    check: Callable[[], bool], timeout_s: float, what: str, proc: Proc | None = None
+) -> None:
     """Poll ``check`` until it is true; fail with ``what`` (and the log tail) at the deadline."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
@@ -75,14 +76,19 @@ def _bin(name: str) -> str:
     return found
 
 
-def spawn(name: str, argv: list[str], log_dir: Path, url: str,
-          env: dict[str, str] | None = None) -> Proc:
+def spawn(
+    name: str, argv: list[str], log_dir: Path, url: str, env: dict[str, str] | None = None
+) -> Proc:
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     log = log_path.open("ab")
     popen = subprocess.Popen(
-        argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-        env=env, start_new_session=True,  # Ctrl-C in the terminal goes to the launcher only
+        argv,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        stdin=subprocess.DEVNULL,
+        env=env,
+        start_new_session=True,  # Ctrl-C in the terminal goes to the launcher only
     )
     log.close()
     return Proc(name, popen, url, log_path)
@@ -95,8 +101,18 @@ def start_nats(data_dir: Path, port: int | None = None, monitor_port: int | None
     store.mkdir(parents=True, exist_ok=True)
     proc = spawn(
         "nats",
-        [_bin("nats-server"), "-js", "-sd", str(store), "-a", "127.0.0.1", "-p", str(port),
-         "-m", str(monitor_port)],
+        [
+            _bin("nats-server"),
+            "-js",
+            "-sd",
+            str(store),
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "-m",
+            str(monitor_port),
+        ],
         data_dir / "logs",
         f"nats://127.0.0.1:{port}",
     )
@@ -111,15 +127,25 @@ def start_mongo(data_dir: Path, port: int | None = None) -> Proc:
     store.mkdir(parents=True, exist_ok=True)
     proc = spawn(
         "secantusdb",
-        [_bin("secantusd-py"), "--host", "127.0.0.1", "--port", str(port),
-         "--storage-path", str(store), "--log-level", "WARNING"],
+        [
+            _bin("secantusd-py"),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--storage-path",
+            str(store),
+            "--log-level",
+            "WARNING",
+        ],
         data_dir / "logs",
         f"mongodb://127.0.0.1:{port}/?directConnection=true",
     )
 
     def ping() -> bool:
         client: pymongo.MongoClient[dict[str, object]] = pymongo.MongoClient(
-            proc.url, serverSelectionTimeoutMS=500)
+            proc.url, serverSelectionTimeoutMS=500
+        )
         try:
             client.admin.command("ping")
             return True

@@ -42,7 +42,7 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
     size: int
 
 
-class EventReceived(Envelope, tag="event.received.v1"):
+class EventReceived(Envelope, tag="event.received.v1", frozen=True):
     """Ingest stored a request. ``body`` is the parsed body (JSON value, form dict, text)."""
 
     request: Request
@@ -86,7 +86,7 @@ class DriftReport(msgspec.Struct, frozen=True, kw_only=True):
     affected: list[str] = msgspec.field(default_factory=list)  # mappings/steps hit
 
 
-class EventMapped(Envelope, tag="event.mapped.v1"):
+class EventMapped(Envelope, tag="event.mapped.v1", frozen=True):
     received: EventReceived
     mapping: MappingResult
     drift: DriftReport | None = None
@@ -109,7 +109,7 @@ class StepLog(msgspec.Struct, frozen=True, kw_only=True):
 EventStatus = Literal["received", "succeeded", "failed", "filtered"]
 
 
-class ExecutionLogged(Envelope, tag="event.logged.v1"):
+class ExecutionLogged(Envelope, tag="event.logged.v1", frozen=True):
     """The executor's verdict on one event: one per event (per replay)."""
 
     status: EventStatus
@@ -136,7 +136,7 @@ def decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
     return msgspec.json.Decoder(kind)
 
 
-class IngestNotice(Envelope, tag="ingest.notice.v1"):
+class IngestNotice(Envelope, tag="ingest.notice.v1", frozen=True):
     """A request that was not stored as a new event: rejected (4xx) or a duplicate."""
 
     kind: Literal["rejected", "duplicate"]

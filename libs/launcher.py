@@ -13,6 +13,7 @@ import signal
 import sys
 import threading
 import urllib.request
+from functools import partial
 from pathlib import Path
 
 from libs import embedded
@@ -43,12 +44,14 @@ def main() -> int:
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
-    env = dict(os.environ, HOOKLINE_ADMIN_TOKEN=settings.admin_token,
-               HOOKLINE_DATA_DIR=str(data))
+    env = dict(os.environ, HOOKLINE_ADMIN_TOKEN=settings.admin_token, HOOKLINE_DATA_DIR=str(data))
     try:
         if not settings.nats_url:
-            nats = embedded.start_nats(data, int(os.environ.get("HOOKLINE_NATS_PORT", "4222")),
-                                       int(os.environ.get("HOOKLINE_NATS_MONITOR_PORT", "8222")))
+            nats = embedded.start_nats(
+                data,
+                int(os.environ.get("HOOKLINE_NATS_PORT", "4222")),
+                int(os.environ.get("HOOKLINE_NATS_MONITOR_PORT", "8222")),
+            )
             started.append(nats)
             env["NATS_URL"] = nats.url
         if not settings.mongo_uri:
@@ -57,10 +60,15 @@ def main() -> int:
             env["MONGO_URI"] = mongo.url
         for name, port_field in SERVICES:
             port = getattr(settings, port_field)
-            proc = embedded.spawn(name, [sys.executable, "-m", f"services.{name}"],
-                                  data / "logs", f"http://{settings.host}:{port}", env)
+            proc = embedded.spawn(
+                name,
+                [sys.executable, "-m", f"services.{name}"],
+                data / "logs",
+                f"http://{settings.host}:{port}",
+                env,
+            )
             started.append(proc)
-            embedded.wait_until(lambda u=proc.url: _ready(u + "/readyz"), 60, name, proc)
+            embedded.wait_until(partial(_ready, proc.url + "/readyz"), 60, name, proc)
         print(
             "Hookline is running.\n"
             f"  ingest URL base   {settings.public_url.rstrip('/')}/c/<token>\n"
@@ -76,8 +84,11 @@ def main() -> int:
         while not stop.is_set():
             for proc in started:
                 if not proc.alive():
-                    print(f"{proc.name} exited ({proc.popen.returncode}); see {proc.log_path}",
-                          file=sys.stderr, flush=True)
+                    print(
+                        f"{proc.name} exited ({proc.popen.returncode}); see {proc.log_path}",
+                        file=sys.stderr,
+                        flush=True,
+                    )
                     stop.set()
             stop.wait(0.5)
         return 0

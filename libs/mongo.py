@@ -22,8 +22,15 @@ KEEP_VERSIONS = 20
 STAT_FIELDS = ("received", "succeeded", "failed", "duplicates", "rejected")
 # Fields of a log entry that come from the received event and never change.
 _RECEIVED_FIELDS = (
-    "connector_id", "connector_version", "correlation_id", "received_at", "request", "body",
-    "custom_variables", "idempotency_key", "replay_of",
+    "connector_id",
+    "connector_version",
+    "correlation_id",
+    "received_at",
+    "request",
+    "body",
+    "custom_variables",
+    "idempotency_key",
+    "replay_of",
 )
 
 
@@ -168,11 +175,9 @@ class Store:
         """
         if not docs:
             return set()
-        ops = [
-            UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs
-        ]
+        ops = [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs]
         result = await self.events.bulk_write(ops, ordered=False)
-        return {docs[i]["_id"] for i in result.upserted_ids}
+        return {docs[i]["_id"] for i in (result.upserted_ids or {})}
 
     async def record_outcomes(self, docs: Sequence[Doc]) -> tuple[set[str], set[str]]:
         """Write executor verdicts. Returns (ids whose first verdict this is, ids whose

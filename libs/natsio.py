@@ -186,3 +186,20 @@ async def watch_lag(
             gauge.labels(durable).set(info.num_pending or 0)
         with contextlib.suppress(asyncio.TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=5.0)
+
+
+async def shutdown(nc: Client, subs: Sequence[JetStreamContext.PullSubscription] = ()) -> None:
+    """Unsubscribe pull consumers, then drain (flush pending publishes) and close.
+
+    A pull subscription left subscribed makes ``drain()`` wait for its timeout, so
+    they go first; a drain that still hangs is cut short, the messages it held are
+    redelivered to another instance after ``ack_wait``.
+    """
+    for sub in subs:
+        with contextlib.suppress(Exception):
+            await sub.unsubscribe()
+    try:
+        await asyncio.wait_for(nc.drain(), timeout=10.0)
+    except Exception:
+        with contextlib.suppress(Exception):
+            await nc.close()

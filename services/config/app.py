@@ -33,7 +33,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamResponse:
     app = request.app
     metrics = app[METRICS]
-    route = request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+    route = (
+        request.match_info.route.resource.canonical if request.match_info.route.resource else "?"
+    )
     started = time.perf_counter()
     try:
         if request.path not in PUBLIC:
@@ -75,15 +77,28 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     projector = Projector(store)
     stop = asyncio.Event()
     tasks = []
+    subs = []
     for durable, stream, subject, handler in (
-        ("projector-received", settings.stream_events, subjects.all_received(settings.prefix),
-         projector.on_received),
-        ("projector-logs", settings.stream_logs, subjects.all_logs(settings.prefix),
-         projector.on_log),
+        (
+            "projector-received",
+            settings.stream_events,
+            subjects.all_received(settings.prefix),
+            projector.on_received,
+        ),
+        (
+            "projector-logs",
+            settings.stream_logs,
+            subjects.all_logs(settings.prefix),
+            projector.on_log,
+        ),
     ):
         sub = await natsio.pull_subscription(js, stream=stream, durable=durable, subject=subject)
-        tasks.append(asyncio.create_task(
-            natsio.consume(sub, _counted(handler, metrics, durable), stop, batch=500)))
+        subs.append(sub)
+        tasks.append(
+            asyncio.create_task(
+                natsio.consume(sub, _counted(handler, metrics, durable), stop, batch=500)
+            )
+        )
         tasks.append(asyncio.create_task(natsio.watch_lag(sub, metrics.pending, durable, stop)))
     yield
     stop.set()
@@ -92,7 +107,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
-    await nc.drain()
+    await natsio.shutdown(nc, subs)
     await mongo.close()
 
 

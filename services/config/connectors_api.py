@@ -23,12 +23,20 @@ def _config(raw: Any) -> ConnectorConfig:
     try:
         config = msgspec.convert(raw if raw is not None else {}, ConnectorConfig)
     except msgspec.ValidationError as exc:
-        raise ApiError(422, "invalid_config", "the configuration is invalid",
-                       problems=[{"path": "$.config", "message": str(exc)}]) from None
+        raise ApiError(
+            422,
+            "invalid_config",
+            "the configuration is invalid",
+            problems=[{"path": "$.config", "message": str(exc)}],
+        ) from None
     problems = validate(config)
     if problems:
-        raise ApiError(422, "invalid_config", f"{len(problems)} problem(s) in the configuration",
-                       problems=[{"path": p, "message": m} for p, m in problems])
+        raise ApiError(
+            422,
+            "invalid_config",
+            f"{len(problems)} problem(s) in the configuration",
+            problems=[{"path": p, "message": m} for p, m in problems],
+        )
     return config
 
 
@@ -78,8 +86,11 @@ async def save(request: web.Request) -> web.Response:
     body = await body_json(request)
     based_on = body.get("version")
     if not isinstance(based_on, int) or isinstance(based_on, bool):
-        raise ApiError(422, "version_required",
-                       "the body must carry the integer `version` this save is based on")
+        raise ApiError(
+            422,
+            "version_required",
+            "the body must carry the integer `version` this save is based on",
+        )
     changes: dict[str, Any] = {"config": msgspec.to_builtins(_config(body.get("config")))}
     if "name" in body:
         changes["name"] = _name(body["name"])
@@ -95,9 +106,13 @@ async def save(request: web.Request) -> web.Response:
 
 
 def _stale(latest: int | None, based_on: int) -> ApiError:
-    return ApiError(409, "stale_version",
-                    f"this save is based on version {based_on} but the latest is {latest}; "
-                    "reload and save again", latest_version=latest)
+    return ApiError(
+        409,
+        "stale_version",
+        f"this save is based on version {based_on} but the latest is {latest}; "
+        "reload and save again",
+        latest_version=latest,
+    )
 
 
 @routes.delete("/api/v1/connectors/{id}")

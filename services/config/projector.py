@@ -18,7 +18,7 @@ from libs import logging as hlog
 from libs import mongo as hmongo
 
 _received = events.decoder(events.EventReceived).decode
-_logs = events.decoder(events.LogStreamEvent).decode  # type: ignore[arg-type]
+_logs: Any = msgspec.json.Decoder(events.LogStreamEvent).decode
 
 
 def received_doc(ev: events.EventReceived) -> dict[str, Any]:
@@ -94,7 +94,9 @@ class Projector:
         first, created = await self.store.record_outcomes(outcomes)
         for doc in outcomes:
             if doc["_id"] in first:
-                counts[doc["connector_id"]]["failed" if doc["status"] == "failed" else "succeeded"] += 1
+                counts[doc["connector_id"]][
+                    "failed" if doc["status"] == "failed" else "succeeded"
+                ] += 1
             if doc["_id"] in created:  # the log overtook the received projection
                 counts[doc["connector_id"]]["received"] += 1
         await self.store.add_stats(counts)

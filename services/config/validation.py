@@ -38,9 +38,9 @@ def _steps(steps: list[Step], at: str, problems: list[Problem], seen: set[str]) 
         if isinstance(step, BranchStep):
             _steps(step.steps, f"{here}.steps", problems, seen)
         elif isinstance(step, FilterStep):
-            from services.config.filters_check import check_group
+            from libs.filters import validate_group
 
-            problems.extend(check_group(step.when, f"{here}.when"))
+            problems.extend(validate_group(step.when, f"{here}.when"))
         elif isinstance(step, FormatterStep):
             _template(step.input, f"{here}.input", problems)
         else:

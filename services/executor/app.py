@@ -30,7 +30,6 @@ from services.executor.metrics import ExecutorMetrics
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", ExecutorMetrics)
-STATE = web.AppKey("state", "Executor")
 NATS = web.AppKey("nats", natsio.Client)
 
 DURABLE = "executor"
@@ -107,8 +106,11 @@ class Executor:
         attempt = msg.metadata.num_delivered or 1
         if attempt > 1:
             self.metrics.redeliveries.inc()
-        with hlog.bind(event_id=event.event_id, connector_id=event.connector_id,
-                       correlation_id=event.correlation_id):
+        with hlog.bind(
+            event_id=event.event_id,
+            connector_id=event.connector_id,
+            correlation_id=event.correlation_id,
+        ):
             try:
                 await self._execute(msg, event, done, attempt)
             except Exception as exc:  # Mongo/NATS trouble: try again later
@@ -186,6 +188,9 @@ class Executor:
         )
 
 
+STATE = web.AppKey("state", Executor)
+
+
 def build_context(event: events.EventMapped) -> dict[str, Any]:
     """All four attribute kinds (F5) for filters and templates."""
     context = event.received.context()
@@ -233,7 +238,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await lag
     await http.close()
     await registry.stop()
-    await nc.drain()
+    await natsio.shutdown(nc, [sub])
     await mongo.close()
 
 

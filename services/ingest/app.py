@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import msgspec
 from aiohttp import web
 from multidict import CIMultiDictProxy
@@ -67,7 +68,7 @@ async def _read_multipart(request: web.Request, limit: int) -> Any:
     try:
         reader = await request.multipart()
         while (part := await reader.next()) is not None:
-            if not isinstance(part, web.BodyPartReader):
+            if not isinstance(part, aiohttp.BodyPartReader):
                 continue
             data = await part.read(decode=True)
             total += len(data)
@@ -83,7 +84,9 @@ async def _read_multipart(request: web.Request, limit: int) -> Any:
     return fields
 
 
-def _response(snap: ConnectorSnapshot, event: events.EventReceived, duplicate: bool) -> web.Response:
+def _response(
+    snap: ConnectorSnapshot, event: events.EventReceived, duplicate: bool
+) -> web.Response:
     cfg = snap.config.response
     if cfg.body is None:
         payload: dict[str, Any] = {"event_id": event.event_id, "status": "stored"}
@@ -96,8 +99,9 @@ def _response(snap: ConnectorSnapshot, event: events.EventReceived, duplicate: b
         # The event is stored; a broken reply template must not turn that into a 5xx.
         hlog.get().warning("ingest.response_template_failed", error=str(exc))
         return web.json_response({"event_id": event.event_id}, status=cfg.status)
-    return web.Response(text=text, status=cfg.status, content_type=None,
-                        headers={"Content-Type": cfg.content_type})
+    return web.Response(
+        text=text, status=cfg.status, content_type=None, headers={"Content-Type": cfg.content_type}
+    )
 
 
 class Ingest:
@@ -119,6 +123,9 @@ class Ingest:
         except BadRequest as exc:
             self._notice(snap, "rejected", exc.message, exc.status)
             response = error(exc.status, exc.code, exc.message)
+        except Exception:  # a bug: answer JSON (the sender retries), log it, don't die
+            hlog.get().exception("ingest.unhandled", connector_id=snap.id)
+            response = error(500, "internal", "internal error; the event was not stored")
         self.metrics.requests.labels(label, str(response.status)).inc()
         return response
 
@@ -168,7 +175,7 @@ class Ingest:
         self.metrics.store_seconds.observe(time.perf_counter() - started)
         if ack.duplicate:
             self._notice(snap, "duplicate", f"idempotency key {key!r} seen before", 200)
-        return _response(snap, event, ack.duplicate)
+        return _response(snap, event, bool(ack.duplicate))
 
     def _idempotency_key(self, snap: ConnectorSnapshot, event: events.EventReceived) -> str | None:
         path = snap.config.idempotency_key
@@ -212,7 +219,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[NATS], app[JS], app[REGISTRY] = nc, js, registry
     yield
     await registry.stop()
-    await nc.drain()
+    await natsio.shutdown(nc)
 
 
 def create_app(settings: Settings, metrics: IngestMetrics | None = None) -> web.Application:

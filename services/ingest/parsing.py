@@ -52,23 +52,25 @@ def parse_body(media: str, raw: bytes, charset: str | None = None) -> Any:
             return _json.decode(raw)
         except msgspec.DecodeError as exc:
             raise BadRequest(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+    if media != "application/x-www-form-urlencoded" and not (
+        media == "" or media.startswith(TEXT_TYPES)
+    ):
+        raise BadRequest(
+            415,
+            "unsupported_media_type",
+            f"content type {media!r} is not supported: send JSON, a form, multipart "
+            "form fields or text",
+        )
     text = _text(raw, charset)
     if media == "application/x-www-form-urlencoded":
         return query_variables(parse_qsl(text, keep_blank_values=True))
-    if media == "" or media.startswith(TEXT_TYPES):
+    if media == "":
         # No content type: a sender that forgot it; try JSON first, else keep the text.
-        if media == "":
-            try:
-                return _json.decode(raw)
-            except msgspec.DecodeError:
-                return text
-        return text
-    raise BadRequest(
-        415,
-        "unsupported_media_type",
-        f"content type {media!r} is not supported: send JSON, a form, multipart "
-        "form fields or text",
-    )
+        try:
+            return _json.decode(raw)
+        except msgspec.DecodeError:
+            return text
+    return text
 
 
 def _text(raw: bytes, charset: str | None) -> str:

@@ -10,7 +10,6 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any
 
 import msgspec
 from aiohttp import web
@@ -25,7 +24,6 @@ from services.mapper.metrics import MapperMetrics
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", MapperMetrics)
-STATE = web.AppKey("state", "Mapper")
 NATS = web.AppKey("nats", natsio.Client)
 
 DURABLE = "mapper"
@@ -63,8 +61,11 @@ class Mapper:
         await asyncio.gather(*(self._one(msg, ev) for msg, ev in decoded))
 
     async def _one(self, msg: natsio.Msg, event: events.EventReceived) -> None:
-        with hlog.bind(event_id=event.event_id, connector_id=event.connector_id,
-                       correlation_id=event.correlation_id):
+        with hlog.bind(
+            event_id=event.event_id,
+            connector_id=event.connector_id,
+            correlation_id=event.correlation_id,
+        ):
             try:
                 learned, drift = await self._structure(event)
                 mapped = events.EventMapped(
@@ -100,7 +101,7 @@ class Mapper:
         cached = self._structures.get(cid)
         if cached is None or now - cached[0] > STRUCTURE_TTL_S:
             doc = await self.store.get_structure(cid)
-            known = structure_from_doc(doc) if doc else None
+            known = structure.from_document(doc) if doc else None
             self._structures[cid] = (now, known)
         else:
             known = cached[1]
@@ -108,7 +109,7 @@ class Mapper:
         if known is None:
             learned = structure.infer(document)
             inserted = await self.store.insert_structure_if_absent(
-                cid, structure_to_doc(learned, event.event_id)
+                cid, structure.to_document(learned, from_event=event.event_id)
             )
             self._structures[cid] = (now, learned)
             if inserted:
@@ -121,15 +122,7 @@ class Mapper:
         return False, events.DriftReport(added=found.added, missing=found.missing)
 
 
-def structure_to_doc(s: structure.Structure, event_id: str | None) -> dict[str, Any]:
-    doc: dict[str, Any] = msgspec.to_builtins(s)
-    doc["from_event"] = event_id
-    return doc
-
-
-def structure_from_doc(doc: dict[str, Any]) -> structure.Structure:
-    fields = {f: doc[f] for f in ("sample", "schema", "fields", "truncated") if f in doc}
-    return msgspec.convert(fields, structure.Structure)
+STATE = web.AppKey("state", Mapper)
 
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
@@ -160,7 +153,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await lag
     await registry.stop()
-    await nc.drain()
+    await natsio.shutdown(nc, [sub])
     await mongo.close()
 
 

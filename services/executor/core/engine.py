@@ -9,14 +9,14 @@ their recorded output is reused (idempotency per event + step).
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any, Protocol
 
 import msgspec
 
-from libs import templating
+from libs import filters, formatters, templating
 from libs.connector import (
     AssignOwnerStep,
     BranchStep,
@@ -29,7 +29,6 @@ from libs.connector import (
     WhatsAppStep,
 )
 from libs.events import StepLog
-from services.executor.core import filters, formatters
 from services.executor.errors import PermanentError, StepError, TransientError
 
 ActionStep = HttpStep | EmailStep | WhatsAppStep | UpdateContactStep | AssignOwnerStep
@@ -39,7 +38,9 @@ ACTION_TYPES = (HttpStep, EmailStep, WhatsAppStep, UpdateContactStep, AssignOwne
 class Actions(Protocol):
     """The side effects a step can have. Each returns the step's output."""
 
-    async def run(self, step: ActionStep, rendered: Mapping[str, Any], context: Mapping[str, Any]) -> Any: ...
+    async def run(
+        self, step: ActionStep, rendered: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> Any: ...
 
 
 class Journal(Protocol):
@@ -205,7 +206,6 @@ def _expose(step: ActionStep, output: Any, state: _Run) -> None:
     """An HTTP step's response is a formatter attribute for later steps."""
     if isinstance(step, HttpStep):
         state.context["formatter"][step.id] = output
-
 
 
 __all__ = ["Actions", "Journal", "Outcome", "PermanentError", "Retry", "render_fields", "run"]

@@ -1,0 +1,249 @@
+"""The pipeline in one process against real nats-server and SecantusDB."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+
+from libs.settings import Settings
+from libs.testing.fixtures import wait_for
+from libs.testing.system import Api, InProcessSystem, Receiver
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
+    settings = msgspec.structs.replace(settings, allow_private_targets=True)
+    running = await InProcessSystem(settings).start()
+    yield running
+    await running.stop()
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Receiver]:
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+def api(system: InProcessSystem, session: aiohttp.ClientSession) -> Api:
+    return Api(session, system.apps["config"].url, system.settings.admin_token)
+
+
+def drip_config(receiver_url: str) -> dict[str, Any]:
+    def branch(day: str) -> dict[str, Any]:
+        return {
+            "type": "branch",
+            "id": f"{day}-branch",
+            "steps": [
+                {
+                    "type": "filter",
+                    "id": f"{day}-filter",
+                    "when": {
+                        "conditions": [
+                            {"attribute": "custom_variables.value", "op": "equals", "value": day}
+                        ]
+                    },
+                },
+                {
+                    "type": "http",
+                    "id": f"{day}-send",
+                    "method": "POST",
+                    "url": receiver_url + f"/{day}",
+                    "headers": {"Content-Type": "application/json"},
+                    "body": '{"day": "' + day + '", "name": {{ body.name | json }}}',
+                },
+            ],
+        }
+
+    return {"steps": [branch("day1"), branch("day2")]}
+
+
+async def test_two_branches_one_url(
+    system: InProcessSystem, api: Api, receiver: Receiver, session: aiohttp.ClientSession
+) -> None:
+    connector = await api.create_connector("drip", drip_config(receiver.url))
+    await system.knows(connector)
+    url = system.ingest_url(connector)
+    ids = []
+    for day, name in (("day1", "Ann"), ("day2", "Bob")):
+        async with session.post(f"{url}?value={day}", json={"name": name}) as r:
+            assert r.status == 200
+            ids.append((await r.json())["event_id"])
+
+    await wait_for(lambda: len(receiver.calls) >= 2, what="two HTTP calls")
+    calls = sorted((c["path"], msgspec.json.decode(c["body"])) for c in receiver.calls)
+    assert calls == [
+        ("/day1", {"day": "day1", "name": "Ann"}),
+        ("/day2", {"day": "day2", "name": "Bob"}),
+    ]
+
+    cid = connector["id"]
+
+    async def both_logged() -> bool:
+        stats = await api.call("GET", f"/api/v1/connectors/{cid}/stats")
+        return bool(stats["succeeded"] == 2)
+
+    await wait_for(both_logged, what="stats to count two successes")
+    stats = await api.call("GET", f"/api/v1/connectors/{cid}/stats")
+    assert (stats["received"], stats["succeeded"], stats["failed"]) == (2, 2, 0)
+    listing = await api.call("GET", f"/api/v1/connectors/{cid}/events")
+    assert {i["event_id"] for i in listing["items"]} == set(ids)
+    detail = await api.call("GET", f"/api/v1/connectors/{cid}/events/{ids[0]}", expect=200)
+    by_step = {s["step_id"]: s["status"] for s in detail["execution"]}
+    assert by_step == {
+        "day1-filter": "succeeded",
+        "day1-send": "succeeded",
+        "day2-filter": "filtered",
+    }
+    assert detail["event"]["custom_variables"] == {"value": "day1"}
+    assert len(receiver.calls) == 2  # nothing ran twice
+
+
+async def test_structure_learned_from_first_event(
+    system: InProcessSystem, api: Api, session: aiohttp.ClientSession
+) -> None:
+    connector = await api.create_connector("learn")
+    await system.knows(connector)
+    url = system.ingest_url(connector)
+    async with session.post(url, json={"order": {"id": 7, "items": [{"sku": "A1"}]}}) as r:
+        assert r.status == 200
+    from libs import mongo as hmongo
+
+    store = hmongo.Store(hmongo.client(system.settings), system.settings.mongo_db)
+    try:
+        doc = await wait_for(lambda: store.get_structure(connector["id"]), what="structure")
+        paths = {f["path"]: f["type"] for f in doc["fields"]}
+        assert paths["body.order.id"] == "integer"
+        assert paths["body.order.items[0].sku"] == "string"
+    finally:
+        await store.mongo.close()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "status", "code"),
+    [
+        (
+            {"data": b"{not json", "headers": {"Content-Type": "application/json"}},
+            400,
+            "invalid_json",
+        ),
+        (
+            {"data": b"\x89PNG", "headers": {"Content-Type": "image/png"}},
+            415,
+            "unsupported_media_type",
+        ),
+        (
+            {"data": b"x" * 2048, "headers": {"Content-Type": "text/plain"}},
+            413,
+            "payload_too_large",
+        ),
+    ],
+    ids=["invalid-json", "unsupported-media", "too-large"],
+)
+async def test_bad_input_gets_clear_4xx(
+    system: InProcessSystem,
+    api: Api,
+    session: aiohttp.ClientSession,
+    kwargs: dict[str, Any],
+    status: int,
+    code: str,
+) -> None:
+    connector = await api.create_connector("strict", {"max_body_bytes": 1024})
+    await system.knows(connector)
+    async with session.post(system.ingest_url(connector), **kwargs) as r:
+        assert r.status == status
+        assert (await r.json())["error"]["code"] == code
+
+    async def counted() -> bool:
+        stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
+        return bool(stats["rejected"] == 1)
+
+    await wait_for(counted, what="the rejection to be counted")
+
+
+async def test_body_kinds_and_query(
+    system: InProcessSystem, api: Api, session: aiohttp.ClientSession
+) -> None:
+    connector = await api.create_connector("kinds")
+    await system.knows(connector)
+    url = system.ingest_url(connector)
+    form = aiohttp.FormData()
+    form.add_field("name", "Ann")
+    form.add_field("file", b"abc", filename="a.txt", content_type="text/plain")
+    sends = [
+        ("GET", {"params": {"name": "q", "tag": "x"}}),
+        ("POST", {"data": {"name": "Ann", "city": "Oslo"}}),  # form url-encoded
+        ("PUT", {"data": form}),
+        ("PATCH", {"data": "plain words", "headers": {"Content-Type": "text/plain"}}),
+        ("POST", {"json": [1, 2, 3]}),
+    ]
+    ids = []
+    for method, kwargs in sends:
+        async with session.request(method, url, **kwargs) as r:
+            assert r.status == 200, await r.text()
+            ids.append((await r.json())["event_id"])
+
+    cid = connector["id"]
+
+    async def all_done() -> bool:
+        stats = await api.call("GET", f"/api/v1/connectors/{cid}/stats")
+        return bool(stats["succeeded"] == len(sends))
+
+    await wait_for(all_done, what="all events logged")
+    events = [await api.call("GET", f"/api/v1/connectors/{cid}/events/{i}") for i in ids]
+    assert events[0]["event"] == {"body": None, "custom_variables": {"name": "q", "tag": "x"}}
+    assert events[1]["event"]["body"] == {"name": "Ann", "city": "Oslo"}
+    assert events[2]["event"]["body"] == {"name": "Ann", "file": {"filename": "a.txt", "size": 3}}
+    assert events[3]["event"]["body"] == "plain words"
+    assert events[4]["event"]["body"] == [1, 2, 3]
+    assert [e["request"]["method"] for e in events] == ["GET", "POST", "PUT", "PATCH", "POST"]
+
+
+async def test_rotate_url(
+    system: InProcessSystem, api: Api, session: aiohttp.ClientSession
+) -> None:
+    connector = await api.create_connector("rotating")
+    await system.knows(connector)
+    old_url = system.ingest_url(connector)
+    rotated = await api.call("POST", f"/api/v1/connectors/{connector['id']}/rotate-url", expect=200)
+    assert rotated["url"] != connector["url"]
+    await system.knows(rotated)
+    async with session.post(old_url, json={}) as r:
+        assert r.status == 404
+        assert (await r.json())["error"]["code"] == "not_found"
+    async with session.post(system.ingest_url(rotated), json={}) as r:
+        assert r.status == 200
+
+
+async def test_config_api_needs_token(
+    system: InProcessSystem, session: aiohttp.ClientSession
+) -> None:
+    base = system.apps["config"].url + "/api/v1/connectors"
+    for headers in ({}, {"Authorization": "Bearer wrong"}, {"Authorization": "Basic x"}):
+        async with session.get(base, headers=headers) as r:
+            assert r.status == 401
+            assert (await r.json())["error"]["code"] == "unauthorized"
+
+
+async def test_stale_save_is_refused(system: InProcessSystem, api: Api) -> None:
+    connector = await api.create_connector("versions")
+    path = f"/api/v1/connectors/{connector['id']}"
+    saved = await api.call("PUT", path, {"version": 1, "config": {}}, expect=200)
+    assert saved["version"] == 2
+    refused = await api.call("PUT", path, {"version": 1, "config": {}}, expect=409)
+    assert refused["error"]["code"] == "stale_version"
+    versions = await api.call("GET", path + "/versions", expect=200)
+    assert [v["version"] for v in versions["items"]] == [2, 1]
