@@ -34,6 +34,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Seconds to wait before each retry of a transiently failed event; its length + 1
     # is the number of attempts before the event is dead-lettered.
     retry_backoff: str = "1,5,30,120,600"
+    # A message fetched but not settled within this time goes to another consumer
+    # instance (a crashed one's work is picked up after this long).
+    ack_wait_s: float = 30.0
 
     @property
     def backoff_schedule(self) -> list[float]:
@@ -69,6 +72,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_ALLOW_PRIVATE_TARGETS": ("allow_private_targets", bool),
     "HOOKLINE_LOG_LEVEL": ("log_level", str),
     "HOOKLINE_RETRY_BACKOFF": ("retry_backoff", str),
+    "HOOKLINE_ACK_WAIT_S": ("ack_wait_s", float),
 }
 
 

@@ -57,6 +57,7 @@ def settings(nats_server: embedded.Proc, mongo_server: embedded.Proc, tmp_path: 
         prefix=f"t{unique}",
         data_dir=str(tmp_path),
         retry_backoff="0.1,0.1",
+        ack_wait_s=3.0,
         allow_private_targets=False,
     )
 

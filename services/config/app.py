@@ -92,7 +92,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             projector.on_log,
         ),
     ):
-        sub = await natsio.pull_subscription(js, stream=stream, durable=durable, subject=subject)
+        sub = await natsio.pull_subscription(
+            js, stream=stream, durable=durable, subject=subject, ack_wait_s=settings.ack_wait_s
+        )
         subs.append(sub)
         tasks.append(
             asyncio.create_task(

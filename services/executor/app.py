@@ -225,7 +225,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         stream=settings.stream_events,
         durable=DURABLE,
         subject=subjects.all_mapped(settings.prefix),
-        max_deliver=-1,
+        ack_wait_s=settings.ack_wait_s,
     )
     stop = asyncio.Event()
     loop = asyncio.create_task(natsio.consume(sub, executor.handle, stop), name="executor-consume")

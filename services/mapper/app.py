@@ -141,6 +141,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         stream=settings.stream_events,
         durable=DURABLE,
         subject=subjects.all_received(settings.prefix),
+        ack_wait_s=settings.ack_wait_s,
     )
     stop = asyncio.Event()
     loop = asyncio.create_task(natsio.consume(sub, mapper.handle, stop), name="mapper-consume")
