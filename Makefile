@@ -27,8 +27,8 @@ test: $(STAMP) ## the whole suite: unit, integration (real servers) and end-to-e
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP) ## ruff and mypy
-	$(BIN)/ruff check libs services tests bench
-	$(BIN)/ruff format --check libs services tests bench
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 
 bench: $(STAMP) ## ingest req/s and p99 vs a bare aiohttp handler, end-to-end events/s
