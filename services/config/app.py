@@ -17,7 +17,14 @@ from libs import natsio, subjects
 from libs.http import ApiError, error
 from libs.metrics import add_ops_routes
 from libs.settings import Settings, ensure_admin_token
-from services.config import connectors_api, events_api, snapshots
+from services.config import (
+    connectors_api,
+    contacts_api,
+    crm_api,
+    events_api,
+    snapshots,
+    structure_api,
+)
 from services.config.context import CTX, Context
 from services.config.metrics import ConfigMetrics
 from services.config.projector import Projector
@@ -130,6 +137,9 @@ def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.
     app.cleanup_ctx.append(_resources)
     app.add_routes(connectors_api.routes)
     app.add_routes(events_api.routes)
+    app.add_routes(structure_api.routes)
+    app.add_routes(crm_api.routes)
+    app.add_routes(contacts_api.routes)
 
     async def ready() -> bool:
         if CTX not in app:
