@@ -29,18 +29,13 @@ class _RecordingUndefined(Undefined):
     __slots__ = ()
 
     def __str__(self) -> str:
-        missing = getattr(self._undefined_obj, "__hookline_missing__", None)
-        _MISSING.get_list().append(self._undefined_name or "?")
-        del missing
+        _MISSING.names.append(self._undefined_name or "?")
         return ""
 
 
 class _MissingCollector:
     def __init__(self) -> None:
         self.names: list[str] = []
-
-    def get_list(self) -> list[str]:
-        return self.names
 
 
 _MISSING = _MissingCollector()
@@ -66,6 +61,25 @@ def _compile(source: str) -> Any:
         return _ENV.from_string(source)
     except TemplateSyntaxError as exc:
         raise TemplateError(f"line {exc.lineno}: {exc.message}") from None
+
+
+_BUILTIN_NAMES = frozenset(
+    {
+        "loop",
+        "range",
+        "dict",
+        "lipsum",
+        "cycler",
+        "joiner",
+        "namespace",
+        "true",
+        "false",
+        "none",
+        "True",
+        "False",
+        "None",
+    }
+)
 
 
 class Rendered:
@@ -125,9 +139,12 @@ def variables(source: str) -> list[str]:
             return f"{base}[{key}]" if isinstance(key, int) else f"{base}.{key}"
         return None
 
+    # Names the template binds itself (loop targets, {% set %}) are not attributes.
+    local = {n.name for n in tree.find_all(nodes.Name) if n.ctx in ("store", "param")}
+    local |= _BUILTIN_NAMES
     for node in tree.find_all((nodes.Getattr, nodes.Getitem, nodes.Name)):
         path = dotted(node)
-        if path:
+        if path and path.split(".", 1)[0].split("[", 1)[0] not in local:
             found.append(path)
     # Keep only the longest reference of each chain (body.a.b, not body and body.a).
     unique = sorted(set(found), key=len, reverse=True)

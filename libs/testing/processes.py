@@ -56,8 +56,13 @@ class ProcessSystem:
         port = port or self.ports[name]
         env[PORT_ENV[name]] = str(port)
         copy = len(self.procs.get(name, []))
-        proc = embedded.spawn(f"{name}-{copy}", [sys.executable, "-m", f"services.{name}"],
-                              self.log_dir, f"http://127.0.0.1:{port}", env)
+        proc = embedded.spawn(
+            f"{name}-{copy}",
+            [sys.executable, "-m", f"services.{name}"],
+            self.log_dir,
+            f"http://127.0.0.1:{port}",
+            env,
+        )
         embedded.wait_until(partial(_ready, proc.url + "/readyz"), 60, name, proc)
         self.procs.setdefault(name, []).append(proc)
         return proc

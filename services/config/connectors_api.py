@@ -8,18 +8,34 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from libs import events
+from libs import events, structure
 from libs.connector import ConnectorConfig
 from libs.http import ApiError
 from libs.mongo import StaleVersion
 from services.config import snapshots
-from services.config.context import CTX, body_json, connector_or_404
-from services.config.validation import validate
+from services.config.context import CTX, Context, body_json, connector_or_404
+from services.config.validation import Known, validate
 
 routes = web.RouteTableDef()
 
 
-def _config(raw: Any) -> ConnectorConfig:
+async def known_for(ctx: Context, connector_id: str | None) -> Known:
+    """What validation checks references against: structure, channels, attributes."""
+    known = Known()
+    if connector_id is not None:
+        doc = await ctx.store.get_structure(connector_id)
+        if doc is not None:
+            learned = structure.from_document(doc)
+            known.fields = {f.path for f in learned.fields}
+            known.sample = learned.sample
+    known.channels = {d["_id"] for d in await ctx.store.find("channels", {}, limit=10000)}
+    known.subscriber = {
+        str(d.get("name", d["_id"])) for d in await ctx.store.find("attributes", {}, limit=10000)
+    }
+    return known
+
+
+def _config(raw: Any, known: Known) -> ConnectorConfig:
     try:
         config = msgspec.convert(raw if raw is not None else {}, ConnectorConfig)
     except msgspec.ValidationError as exc:
@@ -29,7 +45,7 @@ def _config(raw: Any) -> ConnectorConfig:
             "the configuration is invalid",
             problems=[{"path": "$.config", "message": str(exc)}],
         ) from None
-    problems = validate(config)
+    problems = validate(config, known)
     if problems:
         raise ApiError(
             422,
@@ -50,7 +66,7 @@ def _name(raw: Any) -> str:
 async def create(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await body_json(request)
-    config = _config(body.get("config"))
+    config = _config(body.get("config"), await known_for(ctx, None))
     now = events.utcnow()
     doc = {
         "_id": events.new_id(),
@@ -91,7 +107,8 @@ async def save(request: web.Request) -> web.Response:
             "version_required",
             "the body must carry the integer `version` this save is based on",
         )
-    changes: dict[str, Any] = {"config": msgspec.to_builtins(_config(body.get("config")))}
+    config = _config(body.get("config"), await known_for(ctx, doc["_id"]))
+    changes: dict[str, Any] = {"config": msgspec.to_builtins(config)}
     if "name" in body:
         changes["name"] = _name(body["name"])
     if based_on != doc["version"]:

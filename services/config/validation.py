@@ -1,20 +1,57 @@
-"""Static checks of a connector configuration: every problem, with its JSON path."""
+"""Static checks of a connector configuration: every problem, with its JSON path.
+
+Some checks need what the operator has defined elsewhere (the structure, channels,
+subscriber attributes); they are passed in as ``Known`` so this module stays pure.
+A check whose facts are unknown (e.g. no structure learned yet) is skipped.
+"""
 
 from __future__ import annotations
 
-from libs import paths, templating
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from libs import formatters, paths, references, templating
 from libs.connector import (
     BranchStep,
     ConnectorConfig,
+    EmailStep,
     FilterStep,
     FormatterStep,
+    HttpStep,
     Step,
+    WhatsAppStep,
+    iter_steps,
 )
+from libs.filters import validate_group
 
 Problem = tuple[str, str]
 
+SYSTEM = {"name", "email", "mobile", "time_zone", "current_time"}
+# Event attributes that exist on every event whatever its body.
+REQUEST_ROOTS = {
+    "custom_variables",
+    "headers",
+    "query",
+    "method",
+    "source_ip",
+    "received_at",
+    "event_id",
+}
+_MAPPED_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
-def validate(config: ConnectorConfig) -> list[Problem]:
+
+@dataclass
+class Known:
+    fields: set[str] | None = None  # structure field paths; None: no structure yet
+    sample: Any = None
+    channels: set[str] | None = None
+    subscriber: set[str] | None = None
+    formatter_outputs: set[str] = field(default_factory=set)
+
+
+def validate(config: ConnectorConfig, known: Known | None = None) -> list[Problem]:
+    known = known or Known()
     problems: list[Problem] = []
     if not 100 <= config.response.status <= 599:
         problems.append(("$.response.status", "must be an HTTP status code (100..599)"))
@@ -22,9 +59,46 @@ def validate(config: ConnectorConfig) -> list[Problem]:
         _template(config.response.body, "$.response.body", problems)
     if config.idempotency_key is not None:
         _path(config.idempotency_key, "$.idempotency_key", problems)
-    seen: set[str] = set()
-    _steps(config.steps, "$.steps", problems, seen)
+    if config.max_body_bytes is not None and not 1 <= config.max_body_bytes <= 64 * 1024 * 1024:
+        problems.append(("$.max_body_bytes", "must be in 1..67108864"))
+    if config.rate_limit_per_s is not None and config.rate_limit_per_s <= 0:
+        problems.append(("$.rate_limit_per_s", "must be positive"))
+    _mapping(config, known, problems)
+    _steps(config.steps, "$.steps", problems, set())
+    outputs = _formatter_outputs(config)
+    _channels(config, known, problems)
+    _references(config, known, outputs, problems)
     return problems
+
+
+def _mapping(config: ConnectorConfig, known: Known, problems: list[Problem]) -> None:
+    m = config.mapping
+    if m is None:
+        return
+    if not (m.mobile or m.email):
+        problems.append(("$.mapping", "map the mobile number or the email first (F6)"))
+    if not (m.channel or m.channel_from):
+        problems.append(("$.mapping", "map the default channel (channel or channel_from)"))
+    for name in ("mobile", "email", "name", "channel_from", "owner_from"):
+        value = getattr(m, name)
+        if value:
+            _value(value, f"$.mapping.{name}", problems)
+    for key, value in m.attributes.items():
+        where = f"$.mapping.attributes.{key}"
+        if not _MAPPED_NAME.match(key):
+            problems.append((where, "attribute names are lower-case letters, digits and _"))
+        elif known.subscriber is not None and key not in known.subscriber:
+            problems.append(
+                (where, f"subscriber attribute {key!r} is not defined (POST /api/v1/attributes)")
+            )
+        _value(value, where, problems)
+
+
+def _value(value: str, where: str, problems: list[Problem]) -> None:
+    if "{{" in value or "{%" in value:
+        _template(value, where, problems)
+    else:
+        _path(value, where, problems)
 
 
 def _steps(steps: list[Step], at: str, problems: list[Problem], seen: set[str]) -> None:
@@ -38,19 +112,107 @@ def _steps(steps: list[Step], at: str, problems: list[Problem], seen: set[str]) 
         if isinstance(step, BranchStep):
             _steps(step.steps, f"{here}.steps", problems, seen)
         elif isinstance(step, FilterStep):
-            from libs.filters import validate_group
-
             problems.extend(validate_group(step.when, f"{here}.when"))
         elif isinstance(step, FormatterStep):
             _template(step.input, f"{here}.input", problems)
+            for message in formatters.validate(step.op, step.options):
+                problems.append((f"{here}.options", message))
         else:
+            if isinstance(step, (EmailStep, WhatsAppStep)) and step.channel_from:
+                _path(step.channel_from, f"{here}.channel_from", problems)
+            if isinstance(step, WhatsAppStep) and not (step.text or step.template_name):
+                problems.append((here, "a WhatsApp step needs text or template_name"))
+            if isinstance(step, EmailStep) and not (step.text or step.html):
+                problems.append((here, "an email step needs text or html"))
             for name in step.__struct_fields__:
                 value = getattr(step, name)
-                if isinstance(value, str) and name not in {"id", "method"}:
+                if isinstance(value, str) and name not in {
+                    "id",
+                    "method",
+                    "channel",
+                    "channel_from",
+                }:
                     _template(value, f"{here}.{name}", problems)
                 elif isinstance(value, dict):
                     for key, item in value.items():
                         _template(item, f"{here}.{name}.{key}", problems)
+                elif isinstance(value, list):
+                    for k, item in enumerate(value):
+                        _template(item, f"{here}.{name}[{k}]", problems)
+
+
+def _formatter_outputs(config: ConnectorConfig) -> set[str]:
+    outputs: set[str] = set()
+    for step in iter_steps(config.steps):
+        if isinstance(step, FormatterStep):
+            outputs.add(step.output)
+        elif isinstance(step, HttpStep):
+            outputs.add(step.id)
+    return outputs
+
+
+def _channels(config: ConnectorConfig, known: Known, problems: list[Problem]) -> None:
+    if known.channels is None:
+        return
+    used: list[tuple[str, str]] = []
+    if config.mapping is not None and config.mapping.channel:
+        used.append(("$.mapping.channel", config.mapping.channel))
+
+    def walk(steps: list[Step], at: str) -> None:
+        for i, step in enumerate(steps):
+            if isinstance(step, BranchStep):
+                walk(step.steps, f"{at}[{i}].steps")
+            else:
+                channel = getattr(step, "channel", None)
+                if isinstance(channel, str) and channel:
+                    used.append((f"{at}[{i}].channel", channel))
+
+    walk(config.steps, "$.steps")
+    for where, channel_id in used:
+        if channel_id not in known.channels:
+            problems.append((where, f"unknown channel id {channel_id!r}"))
+
+
+def _references(
+    config: ConnectorConfig, known: Known, outputs: set[str], problems: list[Problem]
+) -> None:
+    for where, path in references.references(config):
+        try:
+            parts = paths.parse(path)
+        except paths.PathError:
+            continue  # reported by the syntax checks
+        root = parts[0]
+        second = parts[1] if len(parts) > 1 else None
+        if root == "body":
+            if (
+                known.fields is not None
+                and path not in known.fields
+                and not paths.exists(known.sample, path)
+            ):
+                problems.append(
+                    (where, f"unknown attribute {path}: the structure has no such field")
+                )
+        elif root == "system":
+            if second is not None and second not in SYSTEM:
+                problems.append((where, f"unknown system attribute {path}"))
+        elif root == "subscriber":
+            if (
+                known.subscriber is not None
+                and second is not None
+                and (second not in known.subscriber)
+            ):
+                problems.append((where, f"unknown subscriber attribute {path}"))
+        elif root == "formatter":
+            if second is not None and second not in outputs:
+                problems.append(
+                    (
+                        where,
+                        f"unknown formatter attribute {path}: no formatter "
+                        "or HTTP step produces it",
+                    )
+                )
+        elif root not in REQUEST_ROOTS:
+            problems.append((where, f"unknown attribute {path}"))
 
 
 def _template(source: str, at: str, problems: list[Problem]) -> None:

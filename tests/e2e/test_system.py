@@ -34,14 +34,37 @@ async def receiver() -> AsyncIterator[Receiver]:
 
 
 def drip(receiver_url: str, days: tuple[str, ...]) -> dict[str, Any]:
-    return {"steps": [
-        {"type": "branch", "id": day, "steps": [
-            {"type": "filter", "id": f"{day}-filter", "when": {"conditions": [
-                {"attribute": "custom_variables.value", "op": "equals", "value": day}]}},
-            {"type": "http", "id": f"{day}-send", "url": f"{receiver_url}/{day}",
-             "headers": {"Content-Type": "application/json"},
-             "body": '{"message": "' + day + '", "email": "{{ body.email }}"}'},
-        ]} for day in days]}
+    return {
+        "steps": [
+            {
+                "type": "branch",
+                "id": day,
+                "steps": [
+                    {
+                        "type": "filter",
+                        "id": f"{day}-filter",
+                        "when": {
+                            "conditions": [
+                                {
+                                    "attribute": "custom_variables.value",
+                                    "op": "equals",
+                                    "value": day,
+                                }
+                            ]
+                        },
+                    },
+                    {
+                        "type": "http",
+                        "id": f"{day}-send",
+                        "url": f"{receiver_url}/{day}",
+                        "headers": {"Content-Type": "application/json"},
+                        "body": '{"message": "' + day + '", "email": "{{ body.email }}"}',
+                    },
+                ],
+            }
+            for day in days
+        ]
+    }
 
 
 class Launcher:
@@ -49,17 +72,28 @@ class Launcher:
 
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.data_dir = data_dir
-        self.ports = {k: embedded.free_port() for k in
-                      ("INGEST", "CONFIG", "MAPPER", "EXECUTOR", "NATS", "NATS_MONITOR", "MONGO")}
-        self.env = dict(os.environ, HOOKLINE_DATA_DIR=str(data_dir),
-                        HOOKLINE_PUBLIC_URL=f"http://127.0.0.1:{self.ports['INGEST']}",
-                        **{f"HOOKLINE_{k}_PORT": str(v) for k, v in self.ports.items()}, **env)
+        self.ports = {
+            k: embedded.free_port()
+            for k in ("INGEST", "CONFIG", "MAPPER", "EXECUTOR", "NATS", "NATS_MONITOR", "MONGO")
+        }
+        self.env = dict(
+            os.environ,
+            HOOKLINE_DATA_DIR=str(data_dir),
+            HOOKLINE_PUBLIC_URL=f"http://127.0.0.1:{self.ports['INGEST']}",
+            **{f"HOOKLINE_{k}_PORT": str(v) for k, v in self.ports.items()},
+            **env,
+        )
         for var in ("NATS_URL", "MONGO_URI", "HOOKLINE_ADMIN_TOKEN"):
             self.env.pop(var, None)
         self.lines: list[str] = []
-        self.proc = subprocess.Popen([sys.executable, "-m", "libs.launcher"], cwd=ROOT,
-                                     env=self.env, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "libs.launcher"],
+            cwd=ROOT,
+            env=self.env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        )
         self.ready = threading.Event()
         threading.Thread(target=self._read, daemon=True).start()
 
@@ -90,8 +124,9 @@ async def test_make_run_walkthrough(tmp_path: Path, receiver: Receiver) -> None:
             assert url.startswith(launcher.url("INGEST") + "/c/")
 
             async def send(target: str, day: str) -> int:
-                async with session.post(f"{target}?value={day}",
-                                        json={"email": f"{day}@example.com"}) as r:
+                async with session.post(
+                    f"{target}?value={day}", json={"email": f"{day}@example.com"}
+                ) as r:
                     return r.status
 
             # The new connector reaches ingest through the KV watch within moments.
@@ -114,7 +149,9 @@ async def test_make_run_walkthrough(tmp_path: Path, receiver: Receiver) -> None:
             events = await api.call("GET", f"/api/v1/connectors/{cid}/events")
             assert len(events["items"]) == 2
             for item in events["items"]:
-                detail = await api.call("GET", f"/api/v1/connectors/{cid}/events/{item['event_id']}")
+                detail = await api.call(
+                    "GET", f"/api/v1/connectors/{cid}/events/{item['event_id']}"
+                )
                 sent = [s for s in detail["execution"] if s["step_id"].endswith("-send")]
                 assert [s["status"] for s in sent] == ["succeeded"]
             assert len(receiver.calls) == 2
@@ -136,24 +173,34 @@ async def test_make_run_walkthrough(tmp_path: Path, receiver: Receiver) -> None:
 
 @pytest.fixture
 def processes(settings: Settings, tmp_path: Path) -> Any:
-    system = ProcessSystem(settings, tmp_path / "logs",
-                           {"HOOKLINE_ALLOW_PRIVATE_TARGETS": "1"})
+    system = ProcessSystem(settings, tmp_path / "logs", {"HOOKLINE_ALLOW_PRIVATE_TARGETS": "1"})
     yield system
     system.stop()
 
 
 @pytest.mark.parametrize("victim", ["executor", "mapper"])
-async def test_killing_a_service_loses_no_event(processes: ProcessSystem, receiver: Receiver,
-                                                victim: str) -> None:
+async def test_killing_a_service_loses_no_event(
+    processes: ProcessSystem, receiver: Receiver, victim: str
+) -> None:
     """SIGKILL a consumer while webhooks arrive: every event answered 2xx is processed and
     logged exactly once after the service comes back."""
     processes.start_all()
     total = 300
     async with aiohttp.ClientSession() as session:
         api = Api(session, processes.url("config"), processes.settings.admin_token)
-        connector = await api.create_connector("crash", {"steps": [
-            {"type": "http", "id": "notify", "url": receiver.url + "/hook",
-             "body": "{{ body.n }}"}]})
+        connector = await api.create_connector(
+            "crash",
+            {
+                "steps": [
+                    {
+                        "type": "http",
+                        "id": "notify",
+                        "url": receiver.url + "/hook",
+                        "body": "{{ body.n }}",
+                    }
+                ]
+            },
+        )
         url = connector["url"]
 
         async def accepted_on_first_try() -> bool:
@@ -183,8 +230,7 @@ async def test_killing_a_service_loses_no_event(processes: ProcessSystem, receiv
             return stats if stats["succeeded"] + stats["failed"] >= len(accepted) else None
 
         stats = await wait_for(all_logged, timeout_s=90, what="every accepted event logged")
-        assert stats == stats | {"received": len(accepted), "succeeded": len(accepted),
-                                 "failed": 0}
+        assert stats == stats | {"received": len(accepted), "succeeded": len(accepted), "failed": 0}
         listing = await api.call("GET", f"/api/v1/connectors/{cid}/events?limit=500")
         assert len(listing["items"]) == len(accepted)
         assert len({i["event_id"] for i in listing["items"]}) == len(accepted)
