@@ -71,6 +71,14 @@ class Api:
                 assert response.status == expect, (response.status, data)
             return data
 
+    async def found(self, path: str) -> Any:
+        """The resource, or None while it answers 404 (for waiting on it)."""
+        async with self.session.get(self.base + path, headers=self.headers) as response:
+            if response.status == 404:
+                return None
+            assert response.status == 200, (response.status, await response.text())
+            return await response.json()
+
     async def create_connector(self, name: str = "test", config: Any = None) -> dict[str, Any]:
         created: dict[str, Any] = await self.call(
             "POST", "/api/v1/connectors", {"name": name}, expect=201
