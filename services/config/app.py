@@ -22,6 +22,7 @@ from services.config import (
     contacts_api,
     crm_api,
     events_api,
+    openapi,
     snapshots,
     structure_api,
 )
@@ -140,6 +141,7 @@ def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.
     app.add_routes(structure_api.routes)
     app.add_routes(crm_api.routes)
     app.add_routes(contacts_api.routes)
+    app.add_routes(openapi.routes)
 
     async def ready() -> bool:
         if CTX not in app:
