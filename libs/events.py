@@ -145,3 +145,11 @@ class IngestNotice(Envelope, tag="ingest.notice.v1", frozen=True):
 
 
 LogStreamEvent = ExecutionLogged | IngestNotice
+
+
+class DryRunRequest(msgspec.Struct, frozen=True, kw_only=True):
+    """Config → executor (NATS request/reply): run these steps on this event, no side
+    effects; the reply is an ``ExecutionLogged`` with ``dry_run=True``."""
+
+    config: Any  # a ConnectorConfig as plain data (validated by the sender)
+    event: EventMapped

@@ -33,3 +33,8 @@ def all_logs(prefix: str) -> str:
 
 def all_dead_letters(prefix: str) -> str:
     return f"{prefix}.dlq.*"
+
+
+def dry_run(prefix: str) -> str:
+    """Core NATS request/reply subject served by every executor (queue group)."""
+    return f"{prefix}.executor.dry-run"

@@ -1,4 +1,4 @@
-"""A local server that speaks the WhatsApp Cloud API's ``POST /{version}/{phone_number_id}/messages``.
+"""A local server speaking the WhatsApp Cloud API: ``POST /{version}/{phone_number_id}/messages``.
 
 It checks the bearer token and the request body the way the Graph API does (same
 error shape), records every accepted message and answers with a ``wamid``.  It can be
@@ -55,8 +55,7 @@ class GraphApiServer:
                 )
             except TimeoutError:
                 raise AssertionError(
-                    f"Graph API server: {len(self.messages)} of {count} messages "
-                    f"after {timeout_s}s"
+                    f"Graph API server: {len(self.messages)} of {count} messages after {timeout_s}s"
                 ) from None
             return list(self.messages)
 
@@ -74,12 +73,11 @@ class GraphApiServer:
             headers = {"Retry-After": f"{retry_after:g}"} if retry_after is not None else {}
             return _error(status, *_FAILURES.get(status, _FAILURES[500]), headers=headers)
         if request.headers.get("Authorization") != f"Bearer {self.token}":
-            return _error(
-                401, "Invalid OAuth access token - Cannot parse access token", 190, None
-            )
+            return _error(401, "Invalid OAuth access token - Cannot parse access token", 190, None)
         if request.match_info["version"] != self.version:
-            return _error(400, f"Unknown path components: /{request.match_info['version']}",
-                          2500, None)
+            return _error(
+                400, f"Unknown path components: /{request.match_info['version']}", 2500, None
+            )
         try:
             body = json.loads(await request.read())
         except ValueError:
@@ -89,8 +87,11 @@ class GraphApiServer:
             return _invalid(problem)
         message_id = f"wamid.{uuid.uuid4().hex}"
         self.messages.append(
-            {"phone_number_id": request.match_info["phone_number_id"], "id": message_id,
-             "body": body}
+            {
+                "phone_number_id": request.match_info["phone_number_id"],
+                "id": message_id,
+                "body": body,
+            }
         )
         return web.json_response(
             {
@@ -153,8 +154,10 @@ def _template_problem(template: Any) -> str | None:
     if not isinstance(template.get("name"), str) or not template["name"]:
         return "template.name is required"
     language = template.get("language")
-    if not isinstance(language, dict) or not isinstance(language.get("code"), str) or not (
-        language["code"]
+    if (
+        not isinstance(language, dict)
+        or not isinstance(language.get("code"), str)
+        or not (language["code"])
     ):
         return "template.language.code is required"
     components = template.get("components", [])
@@ -162,12 +165,16 @@ def _template_problem(template: Any) -> str | None:
         return "template.components must be a list"
     for component in components:
         if not isinstance(component, dict) or component.get("type") not in (
-            "header", "body", "button"
+            "header",
+            "body",
+            "button",
         ):
             return "template.components[].type must be header, body or button"
         for parameter in component.get("parameters", []):
-            if not isinstance(parameter, dict) or parameter.get("type") != "text" or not (
-                isinstance(parameter.get("text"), str) and parameter["text"]
+            if (
+                not isinstance(parameter, dict)
+                or parameter.get("type") != "text"
+                or not (isinstance(parameter.get("text"), str) and parameter["text"])
             ):
                 return "template parameters must be {'type': 'text', 'text': <non-empty>}"
     return None

@@ -21,9 +21,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from email.message import EmailMessage
-from typing import Any, cast
+from typing import Any
 
 from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult, LoginPassword
 
 REPLIES = {
     550: "550 5.1.1 Recipient address rejected: user unknown",
@@ -49,6 +50,7 @@ class SmtpRecorder:
         self.refused: list[tuple[str, int]] = []  # (recipient, code) refused on purpose
         self.host = "127.0.0.1"
         self.port = 0
+        self.require_auth = False  # refuse MAIL before a successful AUTH
         self._rejections: list[int] = []
         self._changed = threading.Condition()
 
@@ -76,6 +78,15 @@ class SmtpRecorder:
 
     # aiosmtpd hooks (called in the server thread)
 
+    async def handle_MAIL(
+        self, server: Any, session: Any, envelope: Any, address: str, mail_options: list[str]
+    ) -> str:
+        if self.require_auth and not session.authenticated:
+            return "530 5.7.0 Authentication required"
+        envelope.mail_from = address
+        envelope.mail_options.extend(mail_options)
+        return "250 OK"
+
     async def handle_RCPT(
         self, server: Any, session: Any, envelope: Any, address: str, rcpt_options: list[str]
     ) -> str:
@@ -89,12 +100,8 @@ class SmtpRecorder:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(
-        self, server: Any, session: Any, envelope: Any
-    ) -> str:
-        message = cast(
-            EmailMessage, email.message_from_bytes(envelope.content, policy=email.policy.default)
-        )
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        message = email.message_from_bytes(envelope.content, policy=email.policy.default)
         mail = ReceivedMail(str(envelope.mail_from), list(envelope.rcpt_tos), message)
         with self._changed:
             self.messages.append(mail)
@@ -115,10 +122,29 @@ class _FreePortController(Controller):
 
 
 @asynccontextmanager
-async def smtp_server(host: str = "127.0.0.1") -> AsyncIterator[SmtpRecorder]:
-    """Run an aiosmtpd server on ``host`` and a free port until the block ends."""
+async def smtp_server(
+    host: str = "127.0.0.1", *, credentials: tuple[str, str] | None = None
+) -> AsyncIterator[SmtpRecorder]:
+    """Run an aiosmtpd server on ``host`` and a free port until the block ends.
+
+    With ``credentials`` (user, password) the server offers AUTH over plain text, answers
+    535 to any other pair, and 530 to MAIL FROM before a successful AUTH.
+    """
     recorder = SmtpRecorder()
-    controller = _FreePortController(recorder, hostname=host, port=0)
+    auth: dict[str, Any] = {}
+    if credentials is not None:
+        expected = LoginPassword(credentials[0].encode(), credentials[1].encode())
+
+        def authenticator(
+            server: Any, session: Any, envelope: Any, mechanism: str, data: Any
+        ) -> AuthResult:
+            return AuthResult(success=data == expected, handled=False)  # False: answer 535
+
+        # AUTH offered without TLS (a test server has no certificate); "required" is
+        # enforced in handle_MAIL, since aiosmtpd warns about auth_required without TLS.
+        auth = {"auth_require_tls": False, "authenticator": authenticator}
+        recorder.require_auth = True
+    controller = _FreePortController(recorder, hostname=host, port=0, **auth)
     await asyncio.to_thread(controller.start)
     recorder.host, recorder.port = host, controller.port
     try:

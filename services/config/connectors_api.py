@@ -35,7 +35,7 @@ async def known_for(ctx: Context, connector_id: str | None) -> Known:
     return known
 
 
-def _config(raw: Any, known: Known) -> ConnectorConfig:
+def parse_config(raw: Any, known: Known) -> ConnectorConfig:
     try:
         config = msgspec.convert(raw if raw is not None else {}, ConnectorConfig)
     except msgspec.ValidationError as exc:
@@ -66,7 +66,7 @@ def _name(raw: Any) -> str:
 async def create(request: web.Request) -> web.Response:
     ctx = request.app[CTX]
     body = await body_json(request)
-    config = _config(body.get("config"), await known_for(ctx, None))
+    config = parse_config(body.get("config"), await known_for(ctx, None))
     now = events.utcnow()
     doc = {
         "_id": events.new_id(),
@@ -107,7 +107,7 @@ async def save(request: web.Request) -> web.Response:
             "version_required",
             "the body must carry the integer `version` this save is based on",
         )
-    config = _config(body.get("config"), await known_for(ctx, doc["_id"]))
+    config = parse_config(body.get("config"), await known_for(ctx, doc["_id"]))
     changes: dict[str, Any] = {"config": msgspec.to_builtins(config)}
     if "name" in body:
         changes["name"] = _name(body["name"])

@@ -10,6 +10,7 @@ from aiohttp import web
 
 from libs import events, natsio, subjects
 from libs.http import ApiError
+from services.config.connectors_api import known_for, parse_config
 from services.config.context import CTX, body_json, connector_or_404
 
 routes = web.RouteTableDef()
@@ -92,17 +93,7 @@ async def replay(request: web.Request) -> web.Response:
     version = body.get("version", doc["version"])
     if not isinstance(version, int) or await ctx.store.get_version(doc["_id"], version) is None:
         raise ApiError(422, "invalid_version", f"version {version!r} is not among the kept ones")
-    event = events.EventReceived(
-        event_id=events.new_id(),
-        connector_id=doc["_id"],
-        connector_version=version,
-        occurred_at=events.utcnow(),
-        correlation_id=row.get("correlation_id") or row["_id"],
-        request=msgspec.convert(row["request"], events.Request),
-        body=row.get("body"),
-        custom_variables=row.get("custom_variables") or {},
-        replay_of=row["_id"],
-    )
+    event = received_from_log(row, version, event_id=events.new_id(), replay_of=row["_id"])
     await ctx.js.publish(
         subjects.received(ctx.settings.prefix, doc["_id"]),
         events.encode(event),
@@ -110,6 +101,82 @@ async def replay(request: web.Request) -> web.Response:
     )
     return web.json_response(
         {"event_id": event.event_id, "replay_of": row["_id"], "version": version}, status=202
+    )
+
+
+def received_from_log(
+    row: dict[str, Any], version: int, *, event_id: str, replay_of: str | None
+) -> events.EventReceived:
+    """A logged event as it was received (for replays and dry-runs)."""
+    return events.EventReceived(
+        event_id=event_id,
+        connector_id=row["connector_id"],
+        connector_version=version,
+        occurred_at=events.utcnow(),
+        correlation_id=row.get("correlation_id") or row["_id"],
+        request=msgspec.convert(row["request"], events.Request),
+        body=row.get("body"),
+        custom_variables=row.get("custom_variables") or {},
+        replay_of=replay_of,
+    )
+
+
+DRY_RUN_TIMEOUT_S = 10.0
+
+
+@routes.post("/api/v1/connectors/{id}/events/{event_id}/dry-run")
+async def dry_run(request: web.Request) -> web.Response:
+    """Run a logged event through a configuration without side effects: every step is
+    evaluated, actions are rendered but not sent; returns the execution log.
+
+    Body (optional): ``{"version": n}`` for a kept version, or ``{"config": {...}}`` to
+    try an unsaved configuration; default: the current one."""
+    ctx = request.app[CTX]
+    doc = await connector_or_404(request)
+    row = await ctx.store.get_event(doc["_id"], request.match_info["event_id"])
+    if row is None:
+        raise ApiError(404, "event_not_found", "no such event in this connector's log")
+    body = await body_json(request, optional=True)
+    version = doc["version"]
+    if "config" in body:
+        config = msgspec.to_builtins(parse_config(body["config"], await known_for(ctx, doc["_id"])))
+    elif "version" in body:
+        kept = await ctx.store.get_version(doc["_id"], body["version"])
+        if not isinstance(body["version"], int) or kept is None:
+            raise ApiError(422, "invalid_version", "version is not among the kept ones")
+        version, config = body["version"], kept["config"]
+    else:
+        config = doc["config"]
+    received = received_from_log(row, version, event_id=row["_id"], replay_of=None)
+    mapping = row.get("mapping") or {"status": "disabled", "reason": "not mapped"}
+    mapped = events.EventMapped(
+        event_id=row["_id"],
+        connector_id=doc["_id"],
+        connector_version=version,
+        occurred_at=events.utcnow(),
+        correlation_id=received.correlation_id,
+        received=received,
+        mapping=msgspec.convert(mapping, events.MappingResult),
+    )
+    payload = events.encode(events.DryRunRequest(config=config, event=mapped))
+    try:
+        reply = await ctx.nc.request(
+            subjects.dry_run(ctx.settings.prefix), payload, timeout=DRY_RUN_TIMEOUT_S
+        )
+    except Exception:
+        raise ApiError(503, "executor_unavailable", "no executor answered the dry-run") from None
+    result = msgspec.json.decode(reply.data)
+    if "steps" not in result:
+        raise ApiError(422, "dry_run_failed", str(result["error"]))
+    return web.json_response(
+        {
+            "event_id": row["_id"],
+            "version": version,
+            "status": result["status"],
+            "error": result.get("error"),
+            "execution": result["steps"],
+            "dry_run": True,
+        }
     )
 
 

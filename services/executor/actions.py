@@ -1,29 +1,133 @@
-"""The executor's side effects, behind the engine's ``Actions`` port."""
+"""The executor's side effects, behind the engine's ``Actions`` port.
+
+Channels come from the channel registry (KV watch); a step names one statically
+(``channel``) or takes its id from an attribute (``channel_from``, F8).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, TypeVar
 
-from libs.connector import HttpStep
+from libs import paths
+from libs.channel_registry import ChannelRegistry
+from libs.channels import Channel, HttpChannel, SmtpChannel, WhatsAppChannel
+from libs.connector import (
+    AssignOwnerStep,
+    EmailStep,
+    HttpStep,
+    UpdateContactStep,
+    WhatsAppStep,
+)
+from libs.contacts import Contacts
+from libs.mongo import Store
+from services.executor.adapters.email import send_email
 from services.executor.adapters.http import HttpClient
+from services.executor.adapters.whatsapp import WhatsAppClient
 from services.executor.core.engine import ActionStep
 from services.executor.errors import PermanentError
 
+C = TypeVar("C", bound=Channel)
+
 
 class LiveActions:
-    def __init__(self, http: HttpClient) -> None:
+    def __init__(
+        self,
+        http: HttpClient,
+        whatsapp: WhatsAppClient,
+        channels: ChannelRegistry,
+        contacts: Contacts,
+        store: Store,
+    ) -> None:
         self.http = http
+        self.whatsapp = whatsapp
+        self.channels = channels
+        self.contacts = contacts
+        self.store = store
+
+    def channel(
+        self, kind: type[C], static: str | None, dynamic: str | None, context: Mapping[str, Any]
+    ) -> C:
+        """The step's channel: the attribute's value wins over the fixed id (F8)."""
+        channel_id = static
+        if dynamic:
+            value = paths.resolve(context, dynamic)
+            if value not in (None, ""):
+                channel_id = str(value)
+        if not channel_id:
+            raise PermanentError("no channel: set `channel` or a `channel_from` attribute")
+        found = self.channels.get(channel_id)
+        if found is None:
+            raise PermanentError(f"unknown channel id {channel_id!r}")
+        if not isinstance(found, kind):
+            raise PermanentError(
+                f"channel {channel_id!r} is a {found.__struct_config__.tag} channel, "
+                f"not {kind.__struct_config__.tag}"
+            )
+        return found
 
     async def run(
         self, step: ActionStep, rendered: Mapping[str, Any], context: Mapping[str, Any]
     ) -> Any:
         if isinstance(step, HttpStep):
-            return await self.http.request(
-                step.method,
-                rendered["url"],
-                headers=rendered["headers"],
-                body=rendered["body"],
-                timeout_s=step.timeout_s,
+            return await self._http(step, rendered, context)
+        if isinstance(step, EmailStep):
+            smtp = self.channel(SmtpChannel, step.channel, step.channel_from, context)
+            return await send_email(
+                smtp,
+                to=rendered["to"],
+                subject=rendered["subject"],
+                text=rendered["text"],
+                html=rendered["html"],
+                message_id=f"{context.get('event_id')}.{step.id}",
             )
+        if isinstance(step, WhatsAppStep):
+            wa = self.channel(WhatsAppChannel, step.channel, step.channel_from, context)
+            return await self.whatsapp.send(
+                wa,
+                to=rendered["to"],
+                text=rendered["text"] or None,
+                template_name=rendered["template_name"] or None,
+                template_language=step.template_language,
+                template_params=list(rendered["template_params"]),
+            )
+        if isinstance(step, UpdateContactStep):
+            contact = await self.contacts.update_fields(_contact_id(context), rendered["fields"])
+            if contact is None:
+                raise PermanentError("the event's contact no longer exists")
+            return {"contact_id": contact["id"], "updated": sorted(rendered["fields"])}
+        if isinstance(step, AssignOwnerStep):
+            email = str(rendered["agent_email"]).strip().lower()
+            if await self.store.find_one("agents", {"_id": email}) is None:
+                raise PermanentError(f"unknown agent {email!r}")
+            contact = await self.contacts.set_owner(_contact_id(context), email)
+            if contact is None:
+                raise PermanentError("the event's contact no longer exists")
+            return {"contact_id": contact["id"], "owner": email}
         raise PermanentError(f"action type {type(step).__name__} is not available")
+
+    async def _http(
+        self, step: HttpStep, rendered: Mapping[str, Any], context: Mapping[str, Any]
+    ) -> Any:
+        url, headers, allow_private = rendered["url"], dict(rendered["headers"]), False
+        if step.channel:
+            channel = self.channel(HttpChannel, step.channel, None, context)
+            if channel.base_url and not url.lower().startswith(("http://", "https://")):
+                url = channel.base_url.rstrip("/") + "/" + url.lstrip("/")
+            headers = {**channel.headers, **headers}
+            allow_private = channel.allow_private
+        return await self.http.request(
+            step.method,
+            url,
+            headers=headers,
+            body=rendered["body"],
+            timeout_s=step.timeout_s,
+            allow_private=allow_private,
+        )
+
+
+def _contact_id(context: Mapping[str, Any]) -> str:
+    contact_id = (context.get("system") or {}).get("contact_id")
+    if not contact_id:
+        raise PermanentError("the event has no contact: configure the field mapping")
+    return str(contact_id)

@@ -19,12 +19,15 @@ from aiohttp import web
 from libs import events, natsio, subjects
 from libs import logging as hlog
 from libs import mongo as hmongo
+from libs.channel_registry import ChannelRegistry, ensure_channels_bucket
 from libs.connector import ConnectorConfig
+from libs.contacts import Contacts
 from libs.metrics import add_ops_routes
 from libs.registry import Registry
 from libs.settings import Settings
 from services.executor.actions import LiveActions
 from services.executor.adapters.http import HttpClient
+from services.executor.adapters.whatsapp import WhatsAppClient
 from services.executor.core import engine
 from services.executor.metrics import ExecutorMetrics
 
@@ -191,11 +194,58 @@ class Executor:
 STATE = web.AppKey("state", Executor)
 
 
+class NoJournal:
+    async def record(self, step_id: str, output: Any) -> None:
+        return None
+
+
+async def serve_dry_runs(nc: natsio.Client, executor: Executor, prefix: str) -> Any:
+    """Answer dry-run requests: every step evaluated, actions rendered but not sent."""
+    decode = msgspec.json.Decoder(events.DryRunRequest).decode
+
+    async def on_request(msg: natsio.Msg) -> None:
+        try:
+            request = decode(msg.data)
+            config = msgspec.convert(request.config, ConnectorConfig)
+            outcome = await engine.run(
+                config.steps,
+                build_context(request.event),
+                executor.actions,
+                NoJournal(),
+                done={},
+                now=events.utcnow(),
+                dry_run=True,
+            )
+        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+            await msg.respond(events.encode({"error": f"bad dry-run request: {exc}"}))
+            return
+        except engine.Retry as retry:  # cannot happen without side effects; be safe
+            outcome = engine.Outcome("failed", retry.steps, str(retry.error))
+        ev = request.event
+        logged = events.ExecutionLogged(
+            event_id=ev.event_id,
+            connector_id=ev.connector_id,
+            connector_version=ev.connector_version,
+            occurred_at=events.utcnow(),
+            correlation_id=ev.correlation_id,
+            status=outcome.status,  # type: ignore[arg-type]
+            steps=outcome.steps,
+            received=ev.received,
+            mapping=ev.mapping,
+            error=outcome.error,
+            dry_run=True,
+        )
+        await msg.respond(events.encode(logged))
+
+    return await nc.subscribe(subjects.dry_run(prefix), queue="executor", cb=on_request)
+
+
 def build_context(event: events.EventMapped) -> dict[str, Any]:
     """All four attribute kinds (F5) for filters and templates."""
     context = event.received.context()
     contact = (event.mapping.contact or {}) if event.mapping else {}
     context["system"] = {
+        "contact_id": event.mapping.contact_id if event.mapping else None,
         "name": contact.get("name"),
         "email": contact.get("email"),
         "mobile": contact.get("mobile"),
@@ -218,7 +268,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     store = hmongo.Store(mongo, settings.mongo_db)
     http = HttpClient(allow_private_everywhere=settings.allow_private_targets)
     await http.start()
-    executor = Executor(settings, app[METRICS], js, store, registry, LiveActions(http))
+    whatsapp = WhatsAppClient()
+    await whatsapp.start()
+    channels = ChannelRegistry()
+    await channels.start(await ensure_channels_bucket(js, settings))
+    actions = LiveActions(http, whatsapp, channels, Contacts(store), store)
+    executor = Executor(settings, app[METRICS], js, store, registry, actions)
     app[STATE], app[NATS] = executor, nc
     sub = await natsio.pull_subscription(
         js,
@@ -227,16 +282,20 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         subject=subjects.all_mapped(settings.prefix),
         ack_wait_s=settings.ack_wait_s,
     )
+    dry_runs = await serve_dry_runs(nc, executor, settings.prefix)
     stop = asyncio.Event()
     loop = asyncio.create_task(natsio.consume(sub, executor.handle, stop), name="executor-consume")
     lag = asyncio.create_task(natsio.watch_lag(sub, app[METRICS].pending, DURABLE, stop))
     yield
+    await dry_runs.unsubscribe()
     stop.set()
     await loop
     lag.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await lag
     await http.close()
+    await whatsapp.close()
+    await channels.stop()
     await registry.stop()
     await natsio.shutdown(nc, [sub])
     await mongo.close()

@@ -131,8 +131,15 @@ async def test_a_retry_carries_the_same_message_id(smtp: SmtpRecorder) -> None:
 
 @pytest.mark.parametrize(
     "to",
-    ["", "   ", "not-an-address", "alice@", "alice@example.com; bob@example.com",
-     "a b@example.com", "alice@example.com, , bob@example.com"],
+    [
+        "",
+        "   ",
+        "not-an-address",
+        "alice@",
+        "alice@example.com; bob@example.com",
+        "a b@example.com",
+        "alice@example.com, , bob@example.com",
+    ],
 )
 async def test_invalid_recipient_is_permanent(smtp: SmtpRecorder, to: str) -> None:
     with pytest.raises(PermanentError, match="invalid recipient"):
@@ -170,23 +177,47 @@ async def test_smtp_connection_refused_is_transient() -> None:
 
 
 async def test_server_that_never_greets_times_out_as_transient() -> None:
+    accepted: list[asyncio.StreamWriter] = []
+
     async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        await reader.read()  # until the client gives up and disconnects
-        writer.close()
+        accepted.append(writer)  # says nothing; closed below
 
     server = await asyncio.start_server(silent, "127.0.0.1", 0)
     port = server.sockets[0].getsockname()[1]
     try:
         with pytest.raises(TransientError, match="Timeout"):
             await send(smtp_channel("127.0.0.1", port, timeout_s=0.3))
+        assert len(accepted) == 1
     finally:
         server.close()
+        for writer in accepted:
+            writer.close()
         await server.wait_closed()
 
 
 async def test_required_starttls_not_offered_is_permanent(smtp: SmtpRecorder) -> None:
     with pytest.raises(PermanentError, match="STARTTLS"):
         await send(smtp_channel(smtp.host, smtp.port, starttls=True))
+    assert smtp.messages == []
+
+
+async def test_login_with_the_right_password_sends_and_a_wrong_one_is_permanent() -> None:
+    async with smtp_server(credentials=("hook", "s3cret")) as server:
+        channel = smtp_channel(server.host, server.port, username="hook", password="s3cret")
+        await send(channel)
+        await server.wait_for(1, timeout_s=5)
+
+        with pytest.raises(PermanentError, match="535"):
+            await send(msgspec.structs.replace(channel, password="wrong"))
+        with pytest.raises(PermanentError, match="530"):  # no AUTH at all: refused at MAIL
+            await send(msgspec.structs.replace(channel, username=None, password=None))
+        assert len(server.messages) == 1
+
+
+async def test_credentials_for_a_server_without_auth_are_permanent(smtp: SmtpRecorder) -> None:
+    channel = smtp_channel(smtp.host, smtp.port, username="hook", password="s3cret")
+    with pytest.raises(PermanentError, match="AUTH"):
+        await send(channel)
     assert smtp.messages == []
 
 
@@ -283,8 +314,13 @@ async def test_default_region_reads_national_numbers(
     graph: GraphApiServer, whatsapp: WhatsAppClient
 ) -> None:
     await whatsapp.send(
-        wa_channel(graph.base_url), to="07911 123456", text="Hi", template_name=None,
-        template_language="en_GB", template_params=[], default_region="GB",
+        wa_channel(graph.base_url),
+        to="07911 123456",
+        text="Hi",
+        template_name=None,
+        template_language="en_GB",
+        template_params=[],
+        default_region="GB",
     )
     assert graph.messages[-1]["body"]["to"] == "447911123456"
 
@@ -334,8 +370,12 @@ async def test_template_without_params_has_no_components(
     graph: GraphApiServer, whatsapp: WhatsAppClient
 ) -> None:
     await whatsapp.send(
-        wa_channel(graph.base_url), to="+14155550100", text=None, template_name="hello_world",
-        template_language="en_US", template_params=[],
+        wa_channel(graph.base_url),
+        to="+14155550100",
+        text=None,
+        template_name="hello_world",
+        template_language="en_US",
+        template_params=[],
     )
     assert graph.messages[-1]["body"]["template"] == {
         "name": "hello_world",
@@ -371,12 +411,14 @@ async def test_invalid_parameter_is_permanent_with_the_graph_details(
 ) -> None:
     with pytest.raises(PermanentError) as raised:
         await whatsapp.send(
-            wa_channel(graph.base_url), to="+14155550100", text=None, template_name="hello",
-            template_language="", template_params=[],
+            wa_channel(graph.base_url),
+            to="+14155550100",
+            text=None,
+            template_name="hello",
+            template_language="",
+            template_params=[],
         )
-    assert "400: (#100) Invalid parameter: template.language.code is required" in str(
-        raised.value
-    )
+    assert "400: (#100) Invalid parameter: template.language.code is required" in str(raised.value)
     assert isinstance(raised.value.output, dict)
     assert raised.value.output["body"]["error"]["code"] == 100
 

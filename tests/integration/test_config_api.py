@@ -360,3 +360,59 @@ async def test_replay_against_a_chosen_version(
     detail = await wait_for(replayed, what="the replay to be logged")
     assert detail["replay_of"] == first["event_id"]
     assert detail["event"]["body"] == {"n": 1}
+
+
+async def test_dry_run_has_no_side_effects(
+    system: InProcessSystem, api: Api, session: aiohttp.ClientSession
+) -> None:
+    from libs.testing.system import Receiver
+
+    receiver = await Receiver().start()
+    try:
+        connector = await api.create_connector("dry")
+        await system.knows(connector)
+        await _send(session, system.ingest_url(connector) + "?value=day2", json={"name": "Ann"})
+        cid = connector["id"]
+        first = (await wait_for(lambda: _items(api, cid), what="first event"))[0]
+        trial = {
+            "steps": [
+                {
+                    "type": "filter",
+                    "id": "is-day2",
+                    "when": {
+                        "conditions": [
+                            {"attribute": "custom_variables.value", "op": "equals", "value": "day2"}
+                        ]
+                    },
+                },
+                {
+                    "type": "formatter",
+                    "id": "shout",
+                    "output": "loud",
+                    "op": "text.upper",
+                    "input": "{{ body.name }}",
+                },
+                {
+                    "type": "http",
+                    "id": "send",
+                    "url": receiver.url + "/x",
+                    "body": "hello {{ formatter.loud }}",
+                },
+            ]
+        }
+        result = await api.call(
+            "POST",
+            f"/api/v1/connectors/{cid}/events/{first['event_id']}/dry-run",
+            {"config": trial},
+            expect=200,
+        )
+        steps = {s["step_id"]: s for s in result["execution"]}
+        assert steps["is-day2"]["status"] == "succeeded"
+        assert steps["shout"]["output"]["value"] == "ANN"
+        assert steps["send"]["status"] == "skipped"
+        assert steps["send"]["output"]["would_send"]["body"] == "hello ANN"
+        assert receiver.calls == []
+        stats = await _stats(api, cid)
+        assert stats["received"] == 1
+    finally:
+        await receiver.stop()

@@ -35,7 +35,11 @@ async def send_email(
     recipients = parse_recipients(to)
     try:
         message = build_message(
-            channel, recipients=recipients, subject=subject, text=text, html=html,
+            channel,
+            recipients=recipients,
+            subject=subject,
+            text=text,
+            html=html,
             message_id=message_id,
         )
     except ValueError as exc:  # e.g. a line break in the channel's From address
@@ -61,8 +65,12 @@ async def send_email(
     except aiosmtplib.SMTPResponseException as exc:  # before SMTPConnectError: a subclass
         kind = TransientError if _is_temporary(exc.code) else PermanentError
         raise kind(f"{_where(channel)} answered {exc.code} {exc.message}") from None
-    except (aiosmtplib.SMTPConnectError, aiosmtplib.SMTPServerDisconnected, TimeoutError,
-            OSError) as exc:
+    except (
+        aiosmtplib.SMTPConnectError,
+        aiosmtplib.SMTPServerDisconnected,
+        TimeoutError,
+        OSError,
+    ) as exc:
         raise TransientError(f"{_where(channel)}: {type(exc).__name__}: {exc}") from None
     except aiosmtplib.SMTPException as exc:  # e.g. STARTTLS or AUTH not offered: set-up
         raise PermanentError(f"{_where(channel)}: {exc}") from None
@@ -82,7 +90,9 @@ def parse_recipients(to: str) -> list[tuple[str, str]]:
     found: dict[str, tuple[str, str]] = {}
     for name, address in pairs:
         if not _ADDRESS.fullmatch(address):
-            raise PermanentError(f"invalid recipient {to!r}: expected addresses separated by commas")
+            raise PermanentError(
+                f"invalid recipient {to!r}: expected addresses separated by commas"
+            )
         found.setdefault(address.lower(), (name, address))
     return list(found.values())
 

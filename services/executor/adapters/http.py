@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import aiohttp
+import yarl
 from aiohttp.abc import AbstractResolver, ResolveResult
 from aiohttp.resolver import DefaultResolver
 
@@ -24,6 +25,20 @@ MAX_RESPONSE_BYTES = 64 * 1024
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
     return ip.is_global and not ip.is_multicast
+
+
+def refuse_private_literal(url: str) -> None:
+    """aiohttp skips the resolver for IP literals, so they are checked here."""
+    host = yarl.URL(url).host or ""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return  # a name: the GuardedResolver checks what it resolves to
+    if not is_public(host.strip("[]")):
+        raise PermanentError(
+            f"refused: {host} is a private or loopback address; "
+            "allow it on the HTTP channel (allow_private) to call it"
+        )
 
 
 class GuardedResolver(AbstractResolver):
@@ -79,6 +94,8 @@ class HttpClient:
         assert session is not None, "HttpClient.start() was not called"
         if not url.lower().startswith(("http://", "https://")):
             raise PermanentError(f"URL must be http(s): {url!r}")
+        if not (allow_private or self._allow_all):
+            refuse_private_literal(url)
         try:
             async with session.request(
                 method,
