@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -38,6 +39,11 @@ NATS = web.AppKey("nats", natsio.Client)
 DURABLE = "executor"
 
 
+# Fault injection for the crash test: when this names a file that does not exist yet,
+# the process creates it and exits right after journaling a step, before the ack.
+FAULT_ENV = "HOOKLINE_FAULT_EXIT_AFTER_JOURNAL"
+
+
 class MongoJournal:
     def __init__(self, store: hmongo.Store, event_id: str) -> None:
         self.store = store
@@ -49,6 +55,20 @@ class MongoJournal:
             {"event_id": self.event_id, "step_id": step_id, "output": output},
             upsert=True,
         )
+        marker = os.environ.get(FAULT_ENV)
+        if marker:
+            _crash_once(marker, f"{self.event_id}:{step_id}")
+
+
+def _crash_once(marker: str, what: str) -> None:
+    """Test-only: exit hard (no ack, no cleanup) the first time, never again."""
+    try:
+        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return
+    os.write(fd, what.encode())
+    os.close(fd)
+    os._exit(137)
 
 
 class Executor:
@@ -114,12 +134,16 @@ class Executor:
             connector_id=event.connector_id,
             correlation_id=event.correlation_id,
         ):
+            # Slow actions must not let the message time out and go to another instance.
+            heartbeat = asyncio.create_task(_keep_alive(msg, self.settings.ack_wait_s / 3))
             try:
                 await self._execute(msg, event, done, attempt)
             except Exception as exc:  # Mongo/NATS trouble: try again later
                 hlog.get().warning("executor.retry_infrastructure", error=repr(exc))
                 self.metrics.messages.labels("retried").inc()
                 await msg.nak(delay=self._delay(attempt))
+            finally:
+                heartbeat.cancel()
 
     def _delay(self, attempt: int, hint: float | None = None) -> float:
         if hint is not None:
@@ -192,6 +216,13 @@ class Executor:
 
 
 STATE = web.AppKey("state", Executor)
+
+
+async def _keep_alive(msg: natsio.Msg, every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        with contextlib.suppress(Exception):
+            await msg.in_progress()
 
 
 class NoJournal:
