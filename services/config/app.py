@@ -81,6 +81,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     # Mongo is the source of truth: rebuild KV from it at every start.
     await snapshots.republish_all(kv, await store.list_connectors())
     app[CTX] = Context(settings=settings, store=store, nc=nc, js=js, kv=kv)
+    await crm_api.republish_channels(app[CTX])
 
     projector = Projector(store)
     stop = asyncio.Event()

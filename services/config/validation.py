@@ -7,7 +7,6 @@ A check whose facts are unknown (e.g. no structure learned yet) is skipped.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +23,7 @@ from libs.connector import (
     iter_steps,
 )
 from libs.filters import validate_group
+from libs.mapping import validate_mapping
 
 Problem = tuple[str, str]
 
@@ -38,7 +38,6 @@ REQUEST_ROOTS = {
     "received_at",
     "event_id",
 }
-_MAPPED_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
 
 
 @dataclass
@@ -75,23 +74,16 @@ def _mapping(config: ConnectorConfig, known: Known, problems: list[Problem]) -> 
     m = config.mapping
     if m is None:
         return
-    if not (m.mobile or m.email):
-        problems.append(("$.mapping", "map the mobile number or the email first (F6)"))
-    if not (m.channel or m.channel_from):
-        problems.append(("$.mapping", "map the default channel (channel or channel_from)"))
-    for name in ("mobile", "email", "name", "channel_from", "owner_from"):
-        value = getattr(m, name)
-        if value:
-            _value(value, f"$.mapping.{name}", problems)
-    for key, value in m.attributes.items():
-        where = f"$.mapping.attributes.{key}"
-        if not _MAPPED_NAME.match(key):
-            problems.append((where, "attribute names are lower-case letters, digits and _"))
-        elif known.subscriber is not None and key not in known.subscriber:
-            problems.append(
-                (where, f"subscriber attribute {key!r} is not defined (POST /api/v1/attributes)")
-            )
-        _value(value, where, problems)
+    problems.extend(validate_mapping(m, "$.mapping"))
+    if known.subscriber is not None:
+        for key in m.attributes:
+            if key not in known.subscriber:
+                problems.append(
+                    (
+                        f"$.mapping.attributes.{key}",
+                        f"subscriber attribute {key!r} is not defined (POST /api/v1/attributes)",
+                    )
+                )
 
 
 def _value(value: str, where: str, problems: list[Problem]) -> None:

@@ -14,9 +14,12 @@ from collections.abc import AsyncIterator, Sequence
 import msgspec
 from aiohttp import web
 
-from libs import events, natsio, structure, subjects
+from libs import events, mapping, natsio, references, structure, subjects
 from libs import logging as hlog
 from libs import mongo as hmongo
+from libs.channel_registry import ChannelRegistry, ensure_channels_bucket
+from libs.connector import ConnectorConfig
+from libs.contacts import Contacts
 from libs.metrics import add_ops_routes
 from libs.registry import Registry
 from libs.settings import Settings
@@ -27,7 +30,10 @@ METRICS = web.AppKey("metrics", MapperMetrics)
 NATS = web.AppKey("nats", natsio.Client)
 
 DURABLE = "mapper"
-STRUCTURE_TTL_S = 5.0  # the operator may replace a structure; re-read it this often
+STRUCTURE_TTL_S = 5.0
+DISABLED = events.MappingResult(
+    status="disabled", reason="no field mapping configured"
+)  # the operator may replace a structure; re-read it this often
 
 
 class Mapper:
@@ -38,6 +44,7 @@ class Mapper:
         js: natsio.JetStreamContext,
         store: hmongo.Store,
         registry: Registry,
+        channels: ChannelRegistry,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
@@ -46,6 +53,10 @@ class Mapper:
         self.registry = registry
         self.decode = events.decoder(events.EventReceived).decode
         self._structures: dict[str, tuple[float, structure.Structure | None]] = {}
+        self.channels = channels
+        self.contacts = Contacts(store)
+        self._agents_at: float | None = None
+        self._agent_ids: set[str] = set()
 
     async def handle(self, msgs: Sequence[natsio.Msg]) -> None:
         decoded: list[tuple[natsio.Msg, events.EventReceived]] = []
@@ -58,9 +69,59 @@ class Mapper:
                 hlog.get().error("mapper.undecodable", error=str(exc))
                 self.metrics.messages.labels("undecodable").inc()
                 await msg.term()
-        await asyncio.gather(*(self._one(msg, ev) for msg, ev in decoded))
+        if not decoded:
+            return
+        try:
+            results = await self._map_contacts([ev for _, ev in decoded])
+        except Exception as exc:  # Mongo unavailable: the whole batch comes back later
+            hlog.get().warning("mapper.contacts_failed", error=repr(exc))
+            self.metrics.messages.labels("retried").inc(len(decoded))
+            await asyncio.gather(*(msg.nak(delay=1.0) for msg, _ in decoded))
+            return
+        await asyncio.gather(
+            *(self._one(msg, ev, results.get(ev.event_id, DISABLED)) for msg, ev in decoded)
+        )
 
-    async def _one(self, msg: natsio.Msg, event: events.EventReceived) -> None:
+    async def _map_contacts(
+        self, batch: Sequence[events.EventReceived]
+    ) -> dict[str, events.MappingResult]:
+        """Field mapping for a whole batch: pure plans, then one bulk write (F6)."""
+        agents = await self._agents()
+        plans = []
+        for event in batch:
+            snap = self.registry.by_id(event.connector_id)
+            if snap is None or snap.config.mapping is None:
+                continue
+            plans.append(
+                (
+                    event.event_id,
+                    mapping.plan(
+                        snap.config.mapping,
+                        event.context(),
+                        known_channels=self.channels.ids(),
+                        known_agents=agents,
+                    ),
+                )
+            )
+        if not plans:
+            return {}
+        results = await self.contacts.apply(plans, events.utcnow())
+        for result in results.values():
+            self.metrics.mappings.labels(result.status).inc()
+        return results
+
+    async def _agents(self) -> set[str]:
+        """Agent emails, re-read every few seconds (an owner must be a known agent)."""
+        now = time.monotonic()
+        if self._agents_at is None or now - self._agents_at > STRUCTURE_TTL_S:
+            rows = await self.store.find("agents", {}, limit=100_000)
+            self._agent_ids = {str(r["_id"]) for r in rows}
+            self._agents_at = now
+        return self._agent_ids
+
+    async def _one(
+        self, msg: natsio.Msg, event: events.EventReceived, result: events.MappingResult
+    ) -> None:
         with hlog.bind(
             event_id=event.event_id,
             connector_id=event.connector_id,
@@ -75,7 +136,7 @@ class Mapper:
                     occurred_at=events.utcnow(),
                     correlation_id=event.correlation_id,
                     received=event,
-                    mapping=events.MappingResult(status="disabled", reason="no field mapping"),
+                    mapping=result,
                     drift=drift,
                     structure_learned=learned,
                 )
@@ -119,7 +180,20 @@ class Mapper:
         if not found:
             return False, None
         self.metrics.drift.labels(self.metrics.connector(cid)).inc()
-        return False, events.DriftReport(added=found.added, missing=found.missing)
+        snap = self.registry.by_id(cid)
+        affected = affected_by(snap.config, found.missing) if snap is not None else []
+        return False, events.DriftReport(
+            added=found.added, missing=found.missing, affected=affected
+        )
+
+
+def affected_by(config: ConnectorConfig, missing: Sequence[str]) -> list[str]:
+    """The mapping/step fields (JSON paths) that read an attribute the event lacks."""
+    hit = []
+    for where, path in references.event_references(config):
+        if any(path == m or path.startswith((m + ".", m + "[")) for m in missing):
+            hit.append(f"{where} ({path})")
+    return hit
 
 
 STATE = web.AppKey("state", Mapper)
@@ -134,7 +208,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     await registry.start(kv)
     mongo = hmongo.client(settings)
     store = hmongo.Store(mongo, settings.mongo_db)
-    mapper = Mapper(settings, app[METRICS], js, store, registry)
+    channels = ChannelRegistry()
+    await channels.start(await ensure_channels_bucket(js, settings))
+    mapper = Mapper(settings, app[METRICS], js, store, registry, channels)
     app[STATE] = mapper
     sub = await natsio.pull_subscription(
         js,
@@ -154,6 +230,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     with contextlib.suppress(asyncio.CancelledError):
         await lag
     await registry.stop()
+    await channels.stop()
     await natsio.shutdown(nc, [sub])
     await mongo.close()
 

@@ -17,6 +17,12 @@ class MapperMetrics(BaseMetrics):
             ["outcome"],
             registry=r,
         )
+        self.mappings = Counter(
+            "hookline_mapper_mappings_total",
+            "Field mapping results (created, updated, matched_email, skipped, error).",
+            ["result"],
+            registry=r,
+        )
         self.redeliveries = Counter(
             "hookline_mapper_redeliveries_total",
             "Messages delivered more than once.",

@@ -182,10 +182,8 @@ async def test_drip_campaign(
             assert await send()
 
         mails = await smtp.wait_for(3, timeout_s=60)
-        texts = sorted(m.message.get_body(("plain",)).get_content() for m in mails)
+        texts = sorted(m.message.get_body(("plain",)).get_content().strip() for m in mails)
         assert texts == [
-            f"Message {n} for Ann Lee in Oslo, member since 04 March 2026.\n" for n in (1, 2, 3)
-        ] or texts == [
             f"Message {n} for Ann Lee in Oslo, member since 04 March 2026." for n in (1, 2, 3)
         ]
         assert sorted(str(m.message["Subject"]) for m in mails) == [
