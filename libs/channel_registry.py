@@ -40,7 +40,9 @@ async def ensure_channels_bucket(js: JetStreamContext, settings: Settings) -> Ke
         # Two instances racing here both succeed: the server accepts an identical
         # stream config twice.
         return await js.create_key_value(
-            KeyValueConfig(bucket=name, history=1, storage=StorageType.FILE)
+            KeyValueConfig(
+                bucket=name, history=1, storage=StorageType.FILE, replicas=settings.stream_replicas
+            )
         )
 
 

@@ -26,12 +26,17 @@ class LabelCap:
             limit = int(os.environ.get("HOOKLINE_METRICS_MAX_CONNECTORS", "200"))
         self._limit = limit
         self._seen: set[str] = set()
+        # Called once per admitted value: services create that value's series at 0,
+        # because Prometheus' rate()/increase() cannot see a counter's first increment.
+        self.on_admit: list[Callable[[str], None]] = []
 
     def __call__(self, value: str) -> str:
         if value in self._seen:
             return value
         if len(self._seen) < self._limit:
             self._seen.add(value)
+            for init in self.on_admit:
+                init(value)
             return value
         return OTHER
 

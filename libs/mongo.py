@@ -12,8 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import DuplicateKeyError, PyMongoError
+from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
 from libs.settings import Settings
 
@@ -176,8 +177,7 @@ class Store:
         if not docs:
             return set()
         ops = [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs]
-        result = await self.events.bulk_write(ops, ordered=False)
-        return {docs[i]["_id"] for i in (result.upserted_ids or {})}
+        return {docs[i]["_id"] for i in await _upsert(self.events, ops)}
 
     async def record_outcomes(self, docs: Sequence[Doc]) -> tuple[set[str], set[str]]:
         """Write executor verdicts. Returns (ids whose first verdict this is, ids whose
@@ -185,10 +185,8 @@ class Store:
         if not docs:
             return set(), set()
         ids = [d["_id"] for d in docs]
-        cursor = self.events.find({"_id": {"$in": ids}}, {"_id": 1, "outcome_at": 1})
-        rows = await cursor.to_list(None)
-        existing = {r["_id"] for r in rows}
-        judged = {r["_id"] for r in rows if r.get("outcome_at") is not None}
+        cursor = self.events.find({"_id": {"$in": ids}, "outcome_at": {"$ne": None}}, {"_id": 1})
+        judged = {r["_id"] for r in await cursor.to_list(None)}
         ops = []
         for d in docs:
             insert_only = {k: d[k] for k in _RECEIVED_FIELDS if k in d}
@@ -198,21 +196,35 @@ class Store:
                     {"_id": d["_id"]}, {"$set": update, "$setOnInsert": insert_only}, upsert=True
                 )
             )
-        await self.events.bulk_write(ops, ordered=False)
-        return {i for i in ids if i not in judged}, {i for i in ids if i not in existing}
+        created = {docs[i]["_id"] for i in await _upsert(self.events, ops)}
+        return {i for i in ids if i not in judged}, created
 
     async def list_events(
-        self, connector_id: str, *, status: str | None, before: datetime | None, limit: int
+        self,
+        connector_id: str,
+        *,
+        status: str | None,
+        before: datetime | None,
+        limit: int,
+        before_id: str | None = None,
     ) -> list[Doc]:
+        """Newest first. ``before`` (+ ``before_id``, the last item of the previous page)
+        pages through events that share a timestamp without skipping or repeating one."""
         query: Doc = {"connector_id": connector_id}
         if status:
             query["status"] = status
-        if before is not None:
+        if before is not None and before_id is not None:
+            query["$or"] = [
+                {"received_at": {"$lt": before}},
+                {"received_at": before, "_id": {"$lt": before_id}},
+            ]
+        elif before is not None:
             query["received_at"] = {"$lt": before}
         cursor = self.events.find(
             query, {"_id": 1, "received_at": 1, "status": 1, "connector_version": 1, "error": 1}
         )
-        return await cursor.sort("received_at", DESCENDING).limit(limit).to_list(None)
+        cursor = cursor.sort([("received_at", DESCENDING), ("_id", DESCENDING)])
+        return await cursor.limit(limit).to_list(None)
 
     async def get_event(self, connector_id: str, event_id: str) -> Doc | None:
         return await self.events.find_one({"_id": event_id, "connector_id": connector_id})
@@ -255,3 +267,25 @@ class Store:
     async def ids(self, collection: str, ids: Iterable[str]) -> set[str]:
         rows = await self.db[collection].find({"_id": {"$in": list(ids)}}, {"_id": 1}).to_list(None)
         return {r["_id"] for r in rows}
+
+
+async def _upsert(collection: AsyncCollection[Doc], ops: list[UpdateOne]) -> set[int]:
+    """Run upserts; return the indexes of the ops that inserted their document.
+
+    Whether a document was created is decided by the server, atomically per document,
+    so two projections racing on one event count its creation exactly once.  An upsert
+    that lost a duplicate-key race is run again: it then updates, and is not counted.
+    """
+    try:
+        result = await collection.bulk_write(ops, ordered=False)
+        return set((result.upserted_ids or {}).keys())
+    except BulkWriteError as exc:
+        details = exc.details
+        inserted = {u["index"] for u in details.get("upserted", [])}
+        errors = details.get("writeErrors", [])
+        retry = [ops[e["index"]] for e in errors if e.get("code") == 11000]
+        if len(retry) != len(errors):
+            raise
+        if retry:
+            await collection.bulk_write(retry, ordered=False)
+        return inserted

@@ -78,6 +78,7 @@ async def provision(js: JetStreamContext, settings: Settings) -> KeyValue:
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_S,
             max_age=7 * 24 * 3600.0,
+            num_replicas=settings.stream_replicas,
         ),
     )
     await _ensure_stream(
@@ -88,13 +89,19 @@ async def provision(js: JetStreamContext, settings: Settings) -> KeyValue:
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_S,
             max_age=7 * 24 * 3600.0,
+            num_replicas=settings.stream_replicas,
         ),
     )
     try:
         return await js.key_value(settings.kv_connectors)
     except nats.js.errors.BucketNotFoundError:
         return await js.create_key_value(
-            KeyValueConfig(bucket=settings.kv_connectors, history=1, storage=StorageType.FILE)
+            KeyValueConfig(
+                bucket=settings.kv_connectors,
+                history=1,
+                storage=StorageType.FILE,
+                replicas=settings.stream_replicas,
+            )
         )
 
 

@@ -37,6 +37,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # A message fetched but not settled within this time goes to another consumer
     # instance (a crashed one's work is picked up after this long).
     ack_wait_s: float = 30.0
+    # Copies of each stream and of the KV buckets in a NATS cluster (3 in production).
+    stream_replicas: int = 1
 
     @property
     def backoff_schedule(self) -> list[float]:
@@ -73,6 +75,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_LOG_LEVEL": ("log_level", str),
     "HOOKLINE_RETRY_BACKOFF": ("retry_backoff", str),
     "HOOKLINE_ACK_WAIT_S": ("ack_wait_s", float),
+    "HOOKLINE_STREAM_REPLICAS": ("stream_replicas", int),
 }
 
 

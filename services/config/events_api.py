@@ -58,15 +58,22 @@ async def list_events(request: web.Request) -> web.Response:
         raise ApiError(400, "invalid_limit", "limit must be an integer") from None
     if not 1 <= limit <= 500:
         raise ApiError(400, "invalid_limit", "limit must be in 1..500")
-    before = None
+    before, before_id = None, None
     if request.query.get("before"):
+        # An ISO time, or the opaque cursor "<time>,<event id>" of a previous page.
+        raw, _, before_id_raw = request.query["before"].partition(",")
         try:
-            before = datetime.fromisoformat(request.query["before"].replace("Z", "+00:00"))
+            before = datetime.fromisoformat(raw.strip().replace(" ", "+").replace("Z", "+00:00"))
         except ValueError:
             raise ApiError(400, "invalid_before", "before must be an ISO 8601 time") from None
-    rows = await ctx.store.list_events(doc["_id"], status=status, before=before, limit=limit)
+        before_id = before_id_raw or None
+    rows = await ctx.store.list_events(
+        doc["_id"], status=status, before=before, limit=limit, before_id=before_id
+    )
     items = [summary(r) for r in rows]
-    next_before = items[-1]["received_at"] if len(items) == limit else None
+    next_before = (
+        f"{items[-1]['received_at']},{items[-1]['event_id']}" if len(items) == limit else None
+    )
     return web.json_response({"items": items, "next_before": next_before})
 
 

@@ -41,9 +41,15 @@ class ExecutorMetrics(BaseMetrics):
             ["connector"],
             registry=r,
         )
+        self.connector.on_admit.append(self._zero)
         self.pending = Gauge(
             "hookline_executor_consumer_pending_messages",
             "Messages waiting for the executor's durable consumer (lag).",
             ["consumer"],
             registry=r,
         )
+
+    def _zero(self, connector: str) -> None:
+        for status in ("succeeded", "failed"):
+            self.events.labels(connector, status)
+        self.dead_lettered.labels(connector)

@@ -174,6 +174,7 @@ class Ingest:
             return error(503, "unavailable", "the event could not be stored; retry later")
         self.metrics.store_seconds.observe(time.perf_counter() - started)
         if ack.duplicate:
+            self.metrics.duplicates.labels(self.metrics.connector(snap.id)).inc()
             self._notice(snap, "duplicate", f"idempotency key {key!r} seen before", 200)
         return _response(snap, event, bool(ack.duplicate))
 

@@ -17,6 +17,13 @@ class IngestMetrics(BaseMetrics):
             ["connector", "status"],
             registry=r,
         )
+        self.duplicates = Counter(
+            "hookline_ingest_duplicates_total",
+            "Requests answered 2xx but not stored: the idempotency key was seen before.",
+            ["connector"],
+            registry=r,
+        )
+        self.connector.on_admit.append(self._zero)
         self.body_bytes = Histogram(
             "hookline_ingest_body_bytes",
             "Size of accepted request bodies.",
@@ -34,3 +41,6 @@ class IngestMetrics(BaseMetrics):
             "Publishes that got no ack (answered 503).",
             registry=r,
         )
+
+    def _zero(self, connector: str) -> None:
+        self.duplicates.labels(connector)
