@@ -1,0 +1,87 @@
+"""Ingest at its edges: the broker unreachable (503, then recovery), rate limits (429),
+idempotency keys (duplicates acknowledged, stored once)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import msgspec
+import pytest
+
+from libs import embedded
+from libs.settings import Settings
+from libs.testing.fixtures import wait_for
+from libs.testing.system import Api, InProcessSystem
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+async def test_broker_down_answers_503_then_recovers(
+    settings: Settings, tmp_path: Path, session: aiohttp.ClientSession
+) -> None:
+    port, monitor = embedded.free_port(), embedded.free_port()
+    nats = embedded.start_nats(tmp_path / "own", port, monitor)
+    settings = msgspec.structs.replace(settings, nats_url=nats.url)
+    system = await InProcessSystem(settings).start(("config", "ingest"))
+    try:
+        api = Api(session, system.apps["config"].url, settings.admin_token)
+        connector = await api.create_connector("outage")
+        await system.knows(connector)
+        url = system.ingest_url(connector)
+        async with session.post(url, json={"n": 1}) as r:
+            assert r.status == 200
+        embedded.stop(nats)
+        async with session.post(url, json={"n": 2}) as r:
+            assert r.status == 503
+            assert (await r.json())["error"]["code"] == "unavailable"
+        nats = embedded.start_nats(tmp_path / "own", port, monitor)
+
+        async def stored_again() -> bool:
+            async with session.post(url, json={"n": 3}) as r:
+                return r.status == 200
+
+        await wait_for(stored_again, timeout_s=30, what="ingest to store again")
+    finally:
+        await system.stop()
+        embedded.stop(nats)
+
+
+async def test_rate_limit_and_idempotency(
+    settings: Settings, session: aiohttp.ClientSession
+) -> None:
+    system = await InProcessSystem(settings).start()
+    try:
+        api = Api(session, system.apps["config"].url, settings.admin_token)
+        connector = await api.create_connector(
+            "limits", {"rate_limit_per_s": 2, "idempotency_key": "body.order_id"}
+        )
+        await system.knows(connector)
+        url = system.ingest_url(connector)
+        statuses = []
+        bodies = []
+        for _ in range(6):
+            async with session.post(url, json={"order_id": "A-1"}) as r:
+                statuses.append(r.status)
+                bodies.append(await r.json())
+        assert statuses.count(429) >= 3
+        codes = {b["error"]["code"] for b, s in zip(bodies, statuses, strict=True) if s == 429}
+        assert codes == {"rate_limited"}
+        ok = [b for b, s in zip(bodies, statuses, strict=True) if s == 200]
+        assert ok[0]["status"] == "stored" and ok[1]["status"] == "duplicate"
+
+        async def counted() -> dict[str, int] | None:
+            stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
+            done = stats["received"] == 1 and stats["duplicates"] == len(ok) - 1
+            return stats if done and stats["rejected"] == statuses.count(429) else None
+
+        await wait_for(counted, what="one stored event, the rest duplicates or rejected")
+    finally:
+        await system.stop()
