@@ -7,16 +7,33 @@ new tag (``...v2``).  Every event carries ``event_id``, ``connector_id``,
 
 from __future__ import annotations
 
-import uuid
+import itertools
+import os
 from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 import msgspec
 
+_ID_PREFIX = os.urandom(8).hex()  # per process; re-drawn in forked children below
+_ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+def _reseed() -> None:
+    global _ID_PREFIX, _ID_COUNTER
+    _ID_PREFIX = os.urandom(8).hex()
+    _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
+
+
+os.register_at_fork(after_in_child=_reseed)
+
 
 def new_id() -> str:
-    """A random, URL-safe event id (uuid4 hex, 128 bits)."""
-    return uuid.uuid4().hex
+    """A unique id of 32 hex digits: 64 random bits per process + a 64-bit counter.
+
+    Ids must be unique, not secret (the log is behind the admin token), and one
+    ``os.urandom`` system call per event was a measurable share of ingest's CPU.
+    """
+    return f"{_ID_PREFIX}{next(_ID_COUNTER) & 0xFFFFFFFFFFFFFFFF:016x}"
 
 
 def utcnow() -> datetime:

@@ -12,7 +12,6 @@ from datetime import datetime
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
-from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
@@ -171,33 +170,57 @@ class Store:
     async def record_received(self, docs: Sequence[Doc]) -> set[str]:
         """Insert log entries for received events; returns the ids that were new.
 
-        ``$setOnInsert`` makes redelivery harmless, and the ids tell the caller which
-        events to count, so a redelivered batch is not counted twice.
+        A plain unordered insert (the fast path of a document store): an entry that
+        exists already (a redelivery, or the verdict got there first) is a duplicate-key
+        error, which is ignored, and the ids tell the caller which events to count.
         """
         if not docs:
             return set()
-        ops = [UpdateOne({"_id": d["_id"]}, {"$setOnInsert": d}, upsert=True) for d in docs]
-        return {docs[i]["_id"] for i in await _upsert(self.events, ops)}
+        try:
+            await self.events.insert_many(docs, ordered=False)
+            return {d["_id"] for d in docs}
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            failed = {e["index"] for e in errors}
+            return {d["_id"] for i, d in enumerate(docs) if i not in failed}
 
     async def record_outcomes(self, docs: Sequence[Doc]) -> tuple[set[str], set[str]]:
         """Write executor verdicts. Returns (ids whose first verdict this is, ids whose
-        log entry this created), so the caller counts each event once."""
+        log entry this created), so the caller counts each event once.
+
+        One upsert per event, filtered on "no verdict yet": it updates an entry waiting
+        for its verdict, inserts one the received projection has not written yet, and
+        fails with a duplicate key on an entry that has its verdict already (a
+        redelivered log message), which is left as it is.  The server decides each
+        case atomically, so no read is needed first and nothing is counted twice.
+        """
         if not docs:
             return set(), set()
-        ids = [d["_id"] for d in docs]
-        cursor = self.events.find({"_id": {"$in": ids}, "outcome_at": {"$ne": None}}, {"_id": 1})
-        judged = {r["_id"] for r in await cursor.to_list(None)}
         ops = []
         for d in docs:
             insert_only = {k: d[k] for k in _RECEIVED_FIELDS if k in d}
             update = {k: v for k, v in d.items() if k not in insert_only and k != "_id"}
             ops.append(
                 UpdateOne(
-                    {"_id": d["_id"]}, {"$set": update, "$setOnInsert": insert_only}, upsert=True
+                    {"_id": d["_id"], "outcome_at": None},
+                    {"$set": update, "$setOnInsert": insert_only},
+                    upsert=True,
                 )
             )
-        created = {docs[i]["_id"] for i in await _upsert(self.events, ops)}
-        return {i for i in ids if i not in judged}, created
+        try:
+            result = await self.events.bulk_write(ops, ordered=False)
+            created = set((result.upserted_ids or {}).keys())
+            judged_before: set[int] = set()
+        except BulkWriteError as exc:
+            errors = exc.details.get("writeErrors", [])
+            if any(e.get("code") != 11000 for e in errors):
+                raise
+            created = {u["index"] for u in exc.details.get("upserted", [])}
+            judged_before = {e["index"] for e in errors}
+        first = {d["_id"] for i, d in enumerate(docs) if i not in judged_before}
+        return first, {docs[i]["_id"] for i in created}
 
     async def list_events(
         self,
@@ -267,25 +290,3 @@ class Store:
     async def ids(self, collection: str, ids: Iterable[str]) -> set[str]:
         rows = await self.db[collection].find({"_id": {"$in": list(ids)}}, {"_id": 1}).to_list(None)
         return {r["_id"] for r in rows}
-
-
-async def _upsert(collection: AsyncCollection[Doc], ops: list[UpdateOne]) -> set[int]:
-    """Run upserts; return the indexes of the ops that inserted their document.
-
-    Whether a document was created is decided by the server, atomically per document,
-    so two projections racing on one event count its creation exactly once.  An upsert
-    that lost a duplicate-key race is run again: it then updates, and is not counted.
-    """
-    try:
-        result = await collection.bulk_write(ops, ordered=False)
-        return set((result.upserted_ids or {}).keys())
-    except BulkWriteError as exc:
-        details = exc.details
-        inserted = {u["index"] for u in details.get("upserted", [])}
-        errors = details.get("writeErrors", [])
-        retry = [ops[e["index"]] for e in errors if e.get("code") == 11000]
-        if len(retry) != len(errors):
-            raise
-        if retry:
-            await collection.bulk_write(retry, ordered=False)
-        return inserted

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
+import msgspec
 import nats
 import nats.errors
 import nats.js.errors
@@ -210,3 +213,79 @@ async def shutdown(nc: Client, subs: Sequence[JetStreamContext.PullSubscription]
     except Exception:
         with contextlib.suppress(Exception):
             await nc.close()
+
+
+class PublishError(Exception):
+    """JetStream did not store the message (no ack in time, no stream, or an error)."""
+
+
+class _Ack(msgspec.Struct):
+    stream: str = ""
+    seq: int = 0
+    duplicate: bool = False
+    error: dict[str, Any] | None = None
+
+
+_decode_ack = msgspec.json.Decoder(_Ack).decode
+
+
+class AckPublisher:
+    """JetStream publish with ack, made for many concurrent publishes (the ingest path).
+
+    nats-py's ``js.publish`` is a request per message: a random reply token (a system
+    call), a future wrapped in ``wait_for`` and a dataclass-built ack.  This keeps one
+    wildcard reply subscription, numbers replies with a counter, arms one timer per
+    message and decodes acks with msgspec.  Same guarantee: ``publish`` returns only
+    once the stream has stored the message (or says it is a duplicate), else raises.
+    """
+
+    def __init__(self, nc: Client) -> None:
+        self._nc = nc
+        self._prefix = nc.new_inbox()
+        self._pending: dict[str, asyncio.Future[bytes]] = {}
+        self._counter = itertools.count()
+        self._sub: Any = None
+
+    async def start(self) -> None:
+        self._sub = await self._nc.subscribe(self._prefix + ".*", cb=self._on_reply)
+
+    async def stop(self) -> None:
+        if self._sub is not None:
+            with contextlib.suppress(Exception):
+                await self._sub.unsubscribe()
+
+    async def _on_reply(self, msg: Msg) -> None:
+        future = self._pending.pop(msg.subject.rsplit(".", 1)[1], None)
+        if future is None or future.done():
+            return
+        if msg.headers and msg.headers.get("Status") == "503":
+            future.set_exception(PublishError("no JetStream stream for this subject"))
+        else:
+            future.set_result(msg.data)
+
+    async def publish(
+        self, subject: str, payload: bytes, *, msg_id: str, timeout_s: float = 5.0
+    ) -> bool:
+        """Store ``payload``; returns True when JetStream says it is a duplicate."""
+        token = str(next(self._counter))
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[bytes] = loop.create_future()
+        self._pending[token] = future
+        timer = loop.call_later(timeout_s, _expire, future)
+        try:
+            await self._nc.publish(
+                subject, payload, reply=f"{self._prefix}.{token}", headers={"Nats-Msg-Id": msg_id}
+            )
+            data = await future
+        finally:
+            timer.cancel()
+            self._pending.pop(token, None)
+        ack = _decode_ack(data)
+        if ack.error is not None or not ack.stream:
+            raise PublishError(f"JetStream refused the message: {ack.error}")
+        return ack.duplicate
+
+
+def _expire(future: asyncio.Future[bytes]) -> None:
+    if not future.done():
+        future.set_exception(PublishError("no acknowledgement from JetStream in time"))

@@ -102,8 +102,10 @@ class Executor:
                 await msg.term()
         if not decoded:
             return
-        # One query for the whole batch: which steps already succeeded before.
-        done = await self._done([ev.event_id for _, ev in decoded])
+        # One query for the whole batch: which steps already succeeded before. Only a
+        # redelivered message can have run steps, so first deliveries skip the read.
+        again = [ev.event_id for m, ev in decoded if (m.metadata.num_delivered or 1) > 1]
+        done = await self._done(again) if again else {}
         await asyncio.gather(*(self._one(m, ev, done.get(ev.event_id, {})) for m, ev in decoded))
 
     async def _done(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:

@@ -32,6 +32,7 @@ METRICS = web.AppKey("metrics", IngestMetrics)
 REGISTRY = web.AppKey("registry", Registry)
 NATS = web.AppKey("nats", natsio.Client)
 JS = web.AppKey("js", natsio.JetStreamContext)
+PUBLISHER = web.AppKey("publisher", natsio.AckPublisher)
 STATE = web.AppKey("state", dict[str, Any])
 
 PUBLISH_TIMEOUT_S = 5.0
@@ -84,15 +85,19 @@ async def _read_multipart(request: web.Request, limit: int) -> Any:
     return fields
 
 
+_encode = msgspec.json.Encoder().encode
+
+
 def _response(
     snap: ConnectorSnapshot, event: events.EventReceived, duplicate: bool
 ) -> web.Response:
     cfg = snap.config.response
     if cfg.body is None:
-        payload: dict[str, Any] = {"event_id": event.event_id, "status": "stored"}
-        if duplicate:
-            payload["status"] = "duplicate"
-        return web.json_response(payload, status=cfg.status)
+        payload = {"event_id": event.event_id, "status": "duplicate" if duplicate else "stored"}
+        # msgspec and a plain Response: a third of json_response's cost on the hot path.
+        return web.Response(
+            body=_encode(payload), status=cfg.status, content_type="application/json"
+        )
     try:
         text = templating.render(cfg.body, event.context()).text
     except templating.TemplateError as exc:
@@ -115,9 +120,8 @@ class Ingest:
     async def handle(self, request: web.Request) -> web.Response:
         snap = self.app[REGISTRY].by_token(request.match_info["token"])
         if snap is None:
-            self.metrics.requests.labels("unknown", "404").inc()
+            self.metrics.count("unknown", 404)
             return error(404, "not_found", "no connector has this URL (unknown or rotated)")
-        label = self.metrics.connector(snap.id)
         try:
             response = await self._accept(request, snap)
         except BadRequest as exc:
@@ -126,7 +130,7 @@ class Ingest:
         except Exception:  # a bug: answer JSON (the sender retries), log it, don't die
             hlog.get().exception("ingest.unhandled", connector_id=snap.id)
             response = error(500, "internal", "internal error; the event was not stored")
-        self.metrics.requests.labels(label, str(response.status)).inc()
+        self.metrics.count(snap.id, response.status)
         return response
 
     async def _accept(self, request: web.Request, snap: ConnectorSnapshot) -> web.Response:
@@ -162,21 +166,21 @@ class Ingest:
         msg_id = f"{snap.id}:{key}" if key is not None else event_id
         started = time.perf_counter()
         try:
-            ack = await self.app[JS].publish(
+            duplicate = await self.app[PUBLISHER].publish(
                 subjects.received(self.settings.prefix, snap.id),
                 events.encode(event),
-                timeout=PUBLISH_TIMEOUT_S,
-                headers=natsio.msg_id_header(msg_id),
+                msg_id=msg_id,
+                timeout_s=PUBLISH_TIMEOUT_S,
             )
         except Exception as exc:
             self.metrics.store_failures.inc()
             hlog.get().warning("ingest.store_failed", connector_id=snap.id, error=repr(exc))
             return error(503, "unavailable", "the event could not be stored; retry later")
         self.metrics.store_seconds.observe(time.perf_counter() - started)
-        if ack.duplicate:
+        if duplicate:
             self.metrics.duplicates.labels(self.metrics.connector(snap.id)).inc()
             self._notice(snap, "duplicate", f"idempotency key {key!r} seen before", 200)
-        return _response(snap, event, bool(ack.duplicate))
+        return _response(snap, event, duplicate)
 
     def _idempotency_key(self, snap: ConnectorSnapshot, event: events.EventReceived) -> str | None:
         path = snap.config.idempotency_key
@@ -217,8 +221,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     kv = await natsio.provision(js, settings)
     registry = Registry()
     await registry.start(kv)
-    app[NATS], app[JS], app[REGISTRY] = nc, js, registry
+    publisher = natsio.AckPublisher(nc)
+    await publisher.start()
+    app[NATS], app[JS], app[REGISTRY], app[PUBLISHER] = nc, js, registry, publisher
     yield
+    await publisher.stop()
     await registry.stop()
     await natsio.shutdown(nc)
 

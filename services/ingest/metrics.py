@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from libs.metrics import BaseMetrics
@@ -11,6 +13,7 @@ class IngestMetrics(BaseMetrics):
     def __init__(self, registry: CollectorRegistry | None = None) -> None:
         super().__init__(registry)
         r = self.registry
+        self._children: dict[tuple[str, int], Any] = {}
         self.requests = Counter(
             "hookline_ingest_requests_total",
             "Webhook requests answered, by connector and HTTP status.",
@@ -41,6 +44,15 @@ class IngestMetrics(BaseMetrics):
             "Publishes that got no ack (answered 503).",
             registry=r,
         )
+
+    def count(self, connector: str, status: int) -> None:
+        """Count one answered request; labelled children are cached (hot path)."""
+        key = (connector, status)
+        child = self._children.get(key)
+        if child is None:
+            child = self.requests.labels(self.connector(connector), str(status))
+            self._children[key] = child
+        child.inc()
 
     def _zero(self, connector: str) -> None:
         self.duplicates.labels(connector)
