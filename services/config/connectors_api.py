@@ -184,6 +184,8 @@ async def restore(request: web.Request) -> web.Response:
         number = int(request.match_info["n"])
     except ValueError:
         raise ApiError(400, "invalid_version", "version must be an integer") from None
+    if not 1 <= number <= 2**63 - 1:
+        raise ApiError(404, "version_not_found", f"version {number} is not among the kept ones")
     row = await ctx.store.get_version(doc["_id"], number)
     if row is None:
         raise ApiError(404, "version_not_found", f"version {number} is not among the kept ones")

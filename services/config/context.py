@@ -5,12 +5,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import msgspec
 from aiohttp import web
 from nats.js.kv import KeyValue
 
 from libs import mongo as hmongo
 from libs import natsio
 from libs.http import ApiError
+from libs.jsonlimits import INT64_MAX, oversized_int_path
 from libs.settings import Settings
 
 
@@ -34,13 +36,27 @@ async def body_json(request: web.Request, *, optional: bool = False) -> dict[str
         raise ApiError(400, "body_required", "a JSON object body is required")
     if request.content_type != "application/json":
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
+    raw = await request.read()
     try:
-        body = await request.json()
-    except ValueError as exc:
+        body = _json.decode(raw)  # strict UTF-8: lone surrogates are refused here
+    except msgspec.DecodeError as exc:
         raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
+    path = oversized_int_path(body, raw)
+    if path is not None:
+        raise ApiError(422, "number_out_of_range", f"integer at {path} does not fit in 64 bits")
     return body
+
+
+_json = msgspec.json.Decoder()
+
+
+def int_param(value: Any, what: str) -> int:
+    """A positive integer that MongoDB can store, else 422."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT64_MAX:
+        raise ApiError(422, f"invalid_{what}", f"{what} must be a positive integer")
+    return value
 
 
 async def connector_or_404(request: web.Request) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
@@ -11,7 +11,7 @@ from aiohttp import web
 from libs import events, natsio, subjects
 from libs.http import ApiError
 from services.config.connectors_api import known_for, parse_config
-from services.config.context import CTX, body_json, connector_or_404
+from services.config.context import CTX, body_json, connector_or_404, int_param
 
 routes = web.RouteTableDef()
 
@@ -64,7 +64,9 @@ async def list_events(request: web.Request) -> web.Response:
         raw, _, before_id_raw = request.query["before"].partition(",")
         try:
             before = datetime.fromisoformat(raw.strip().replace(" ", "+").replace("Z", "+00:00"))
-        except ValueError:
+            if before.tzinfo is not None:
+                before = before.astimezone(UTC)
+        except (ValueError, OverflowError):
             raise ApiError(400, "invalid_before", "before must be an ISO 8601 time") from None
         before_id = before_id_raw or None
     rows = await ctx.store.list_events(
@@ -97,8 +99,8 @@ async def replay(request: web.Request) -> web.Response:
     if row is None:
         raise ApiError(404, "event_not_found", "no such event in this connector's log")
     body = await body_json(request, optional=True)
-    version = body.get("version", doc["version"])
-    if not isinstance(version, int) or await ctx.store.get_version(doc["_id"], version) is None:
+    version = int_param(body.get("version", doc["version"]), "version")
+    if await ctx.store.get_version(doc["_id"], version) is None:
         raise ApiError(422, "invalid_version", f"version {version!r} is not among the kept ones")
     event = received_from_log(row, version, event_id=events.new_id(), replay_of=row["_id"])
     await ctx.js.publish(
@@ -148,8 +150,8 @@ async def dry_run(request: web.Request) -> web.Response:
     if "config" in body:
         config = msgspec.to_builtins(parse_config(body["config"], await known_for(ctx, doc["_id"])))
     elif "version" in body:
-        kept = await ctx.store.get_version(doc["_id"], body["version"])
-        if not isinstance(body["version"], int) or kept is None:
+        kept = await ctx.store.get_version(doc["_id"], int_param(body["version"], "version"))
+        if kept is None:
             raise ApiError(422, "invalid_version", "version is not among the kept ones")
         version, config = body["version"], kept["config"]
     else:

@@ -8,10 +8,11 @@ reported by the store, so a redelivered batch is written again but not counted a
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Sequence
-from typing import Any
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, TypeVar
 
 import msgspec
+from pymongo.errors import ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 
 from libs import events, natsio
 from libs import logging as hlog
@@ -54,38 +55,48 @@ def outcome_doc(ev: events.ExecutionLogged) -> dict[str, Any]:
 
 
 class Projector:
+    """Each handler writes a whole batch at once; a batch that fails for a reason other
+    than the database being unreachable is retried message by message, so one message
+    that cannot be stored is set aside (terminated and logged) instead of blocking
+    every message behind it forever."""
+
     def __init__(self, store: hmongo.Store) -> None:
         self.store = store
 
     async def on_received(self, msgs: Sequence[natsio.Msg]) -> None:
-        docs, good = [], []
+        pairs = []
         for msg in msgs:
             try:
-                docs.append(received_doc(_received(msg.data)))
-                good.append(msg)
+                pairs.append((msg, received_doc(_received(msg.data))))
             except msgspec.DecodeError as exc:
                 hlog.get().error("projector.undecodable", error=str(exc))
                 await msg.term()
+        await _isolating(pairs, self._received)
+
+    async def _received(self, pairs: Sequence[tuple[natsio.Msg, dict[str, Any]]]) -> None:
+        docs = [doc for _, doc in pairs]
         new = await self.store.record_received(docs)
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for doc in docs:
             if doc["_id"] in new:
                 counts[doc["connector_id"]]["received"] += 1
         await self.store.add_stats(counts)
-        await _ack_all(good)
+        await _ack_all([msg for msg, _ in pairs])
 
     async def on_log(self, msgs: Sequence[natsio.Msg]) -> None:
-        outcomes: list[dict[str, Any]] = []
-        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        good = []
+        pairs = []
         for msg in msgs:
             try:
-                ev = _logs(msg.data)
+                pairs.append((msg, _logs(msg.data)))
             except msgspec.DecodeError as exc:
                 hlog.get().error("projector.undecodable", error=str(exc))
                 await msg.term()
-                continue
-            good.append(msg)
+        await _isolating(pairs, self._logs)
+
+    async def _logs(self, pairs: Sequence[tuple[natsio.Msg, Any]]) -> None:
+        outcomes: list[dict[str, Any]] = []
+        counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+        for _, ev in pairs:
             if isinstance(ev, events.IngestNotice):
                 field = "duplicates" if ev.kind == "duplicate" else "rejected"
                 counts[ev.connector_id][field] += 1
@@ -100,7 +111,37 @@ class Projector:
             if doc["_id"] in created:  # the log overtook the received projection
                 counts[doc["connector_id"]]["received"] += 1
         await self.store.add_stats(counts)
-        await _ack_all(good)
+        await _ack_all([msg for msg, _ in pairs])
+
+
+T = TypeVar("T")
+
+
+async def _isolating(
+    pairs: Sequence[tuple[natsio.Msg, T]],
+    write: Callable[[Sequence[tuple[natsio.Msg, T]]], Awaitable[None]],
+) -> None:
+    if not pairs:
+        return
+    try:
+        await write(pairs)
+        return
+    except UNREACHABLE:
+        raise  # the database is away: the batch is redelivered after ack_wait
+    except Exception as exc:
+        hlog.get().warning("projector.batch_failed", error=repr(exc), count=len(pairs))
+    for pair in pairs:
+        try:
+            await write([pair])
+        except UNREACHABLE:
+            raise
+        except Exception as exc:
+            hlog.get().error("projector.unstorable", error=repr(exc), subject=pair[0].subject)
+            await pair[0].term()
+
+
+# Errors that say "try again later", not "this message is bad".
+UNREACHABLE = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout)
 
 
 async def _ack_all(msgs: Sequence[natsio.Msg]) -> None:

@@ -40,10 +40,17 @@ PUBLISH_TIMEOUT_S = 5.0
 _REDACT = {"authorization", "cookie", "proxy-authorization"}
 
 
+def _clean(text: str) -> str:
+    """Header bytes that are not UTF-8 arrive as lone surrogates; keep them visible."""
+    if text.isascii():
+        return text
+    return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
+
+
 def _headers(raw: CIMultiDictProxy[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in raw.items():
-        k = key.lower()
+        k, value = _clean(key.lower()), _clean(value)
         if k in _REDACT:
             value = "[redacted]"
         out[k] = f"{out[k]}, {value}" if k in out else value
@@ -164,11 +171,12 @@ class Ingest:
         if key is not None:
             event = msgspec.structs.replace(event, idempotency_key=key)
         msg_id = f"{snap.id}:{key}" if key is not None else event_id
+        payload = events.encode(event)
         started = time.perf_counter()
         try:
             duplicate = await self.app[PUBLISHER].publish(
                 subjects.received(self.settings.prefix, snap.id),
-                events.encode(event),
+                payload,
                 msg_id=msg_id,
                 timeout_s=PUBLISH_TIMEOUT_S,
             )

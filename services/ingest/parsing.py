@@ -7,6 +7,8 @@ from urllib.parse import parse_qsl
 
 import msgspec
 
+from libs.jsonlimits import oversized_int_path
+
 
 class BadRequest(Exception):
     """A request Hookline refuses, with the HTTP status and error code to answer."""
@@ -49,9 +51,11 @@ def parse_body(media: str, raw: bytes, charset: str | None = None) -> Any:
         return None
     if is_json(media):
         try:
-            return _json.decode(raw)
+            value = _json.decode(raw)
         except msgspec.DecodeError as exc:
             raise BadRequest(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+        _check_ints(value, raw)
+        return value
     if media != "application/x-www-form-urlencoded" and not (
         media == "" or media.startswith(TEXT_TYPES)
     ):
@@ -67,10 +71,22 @@ def parse_body(media: str, raw: bytes, charset: str | None = None) -> Any:
     if media == "":
         # No content type: a sender that forgot it; try JSON first, else keep the text.
         try:
-            return _json.decode(raw)
+            value = _json.decode(raw)
         except msgspec.DecodeError:
             return text
+        _check_ints(value, raw)
+        return value
     return text
+
+
+def _check_ints(value: Any, raw: bytes) -> None:
+    path = oversized_int_path(value, raw)
+    if path is not None:
+        raise BadRequest(
+            400,
+            "number_out_of_range",
+            f"integer at {path} does not fit in 64 bits; send it as a string",
+        )
 
 
 def _text(raw: bytes, charset: str | None) -> str:

@@ -85,3 +85,33 @@ async def test_rate_limit_and_idempotency(
         await wait_for(counted, what="one stored event, the rest duplicates or rejected")
     finally:
         await system.stop()
+
+
+async def test_unstorable_input_is_refused_or_cleaned(
+    settings: Settings, session: aiohttp.ClientSession
+) -> None:
+    """An integer beyond 64 bits cannot be logged: 400, not a 200 that never shows up.
+    Header bytes that are not UTF-8 are kept (replaced), not a reason to answer 503."""
+    system = await InProcessSystem(settings).start()
+    try:
+        api = Api(session, system.apps["config"].url, settings.admin_token)
+        connector = await api.create_connector("edges")
+        await system.knows(connector)
+        url = system.ingest_url(connector)
+        async with session.post(
+            url, data=b'{"n": 18446744073709551616}', headers={"Content-Type": "application/json"}
+        ) as r:
+            assert r.status == 400
+            error = (await r.json())["error"]
+            assert error["code"] == "number_out_of_range" and "$.n" in error["message"]
+        raw_header = "ok \udced\udca0\udc80"  # what aiohttp makes of bytes ED A0 80
+        async with session.post(url, json={"n": 1}, headers={"X-Odd": raw_header}) as r:
+            assert r.status == 200
+
+        async def logged() -> bool:
+            stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
+            return bool(stats["succeeded"] == 1 and stats["rejected"] == 1)
+
+        await wait_for(logged, what="the clean event logged and the bad one rejected")
+    finally:
+        await system.stop()
