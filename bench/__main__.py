@@ -108,6 +108,9 @@ async def hookline_phase(
         meter = procs.CpuMeter(pids | {"bench client": os.getpid()})
         e2e = await hookapi.end_to_end(api, events)
         e2e_cores = meter.finish(meter.stop())
+        print(f"· end to end with field mapping: {events} events, one contact each …", flush=True)
+        await api.create_channel(hookapi.BENCH_CHANNEL)
+        mapped = await hookapi.end_to_end(api, events, mapping=hookapi.MAPPING)
         print(f"· wrk on Hookline ingest ({WARMUP_S}s warm-up + {duration_s}s) …", flush=True)
         result, cores = await asyncio.to_thread(measure, wrk, ingest["url"], duration_s, lua, pids)
         stats = await api.stats(ingest["id"])
@@ -129,6 +132,7 @@ async def hookline_phase(
         "alone": alone,
         "alone_cores": alone_cores,
         "e2e": e2e,
+        "e2e_mapping": mapped,
         "e2e_cores": e2e_cores,
         "e2e_cpu_ms_per_event": cpu_ms_per_event,
         "ingest_stats": stats,
@@ -174,6 +178,12 @@ def report(out: dict[str, Any]) -> None:
     print(
         f"\n  end to end     {e2e['events_per_s']:,.0f} events/s  ({e2e['logged']} events in "
         f"{e2e['elapsed_s']:.1f}s; sending took {e2e['send_s']:.1f}s){state}"
+    )
+    em = out["e2e_mapping"]
+    state = "" if em["complete"] else f"  (INCOMPLETE: {em['logged']}/{em['accepted']} logged)"
+    print(
+        f"  with mapping   {em['events_per_s']:,.0f} events/s  (a contact upserted per event;"
+        f" ingest accepted {em['ingest_per_s']:,.0f}/s while sending){state}"
     )
     per_event = out["e2e_cpu_ms_per_event"]
     listed = ", ".join(f"{k} {v:.2f}" for k, v in per_event.items())
@@ -240,6 +250,8 @@ def results(
         "ratio_alone": _ratio(alone.requests_per_s, base.requests_per_s),
         "e2e": hook["e2e"].to_dict(),
         "e2e_events_per_s": hook["e2e"].events_per_s,
+        "e2e_mapping": hook["e2e_mapping"].to_dict(),
+        "e2e_mapping_events_per_s": hook["e2e_mapping"].events_per_s,
         "e2e_cores": hook["e2e_cores"],
         "e2e_cpu_ms_per_event": hook["e2e_cpu_ms_per_event"],
         "cores": {

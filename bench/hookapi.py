@@ -18,6 +18,19 @@ FILTER_STEP: dict[str, Any] = {
     "when": {"conditions": [{"attribute": "custom_variables.n", "op": "exists"}]},
 }
 _JSON = {"Content-Type": "application/json"}
+# Field mapping on: every event creates or updates a contact (a distinct mobile per event,
+# derived from ?n=, so the writes are spread like real traffic, not one hot document).
+MAPPING: dict[str, Any] = {
+    "mobile": '{{ "+35191%07d" | format(custom_variables.n | int) }}',
+    "email": "body.customer.email",
+    "name": "body.customer.name",
+    "channel": "bench-web",
+}
+BENCH_CHANNEL: dict[str, Any] = {
+    "type": "http",
+    "id": "bench-web",
+    "base_url": "https://example.com",
+}
 
 
 class Api:
@@ -36,17 +49,20 @@ class Api:
             return data
 
     async def create_connector(
-        self, name: str, steps: list[dict[str, Any]] | None = None
+        self, name: str, steps: list[dict[str, Any]] | None = None, **config: Any
     ) -> dict[str, Any]:
         created: dict[str, Any] = await self._call("POST", "/connectors", {"name": name})
-        if steps:
+        if steps or config:
             saved = await self._call(
                 "PUT",
                 f"/connectors/{created['id']}",
-                {"version": created["version"], "config": {"steps": steps}},
+                {"version": created["version"], "config": {"steps": steps or [], **config}},
             )
             created.update(saved)
         return created
+
+    async def create_channel(self, channel: dict[str, Any]) -> None:
+        await self._call("POST", "/channels", channel)
 
     async def stats(self, connector_id: str) -> dict[str, Any]:
         data: dict[str, Any] = await self._call("GET", f"/connectors/{connector_id}/stats")
@@ -126,9 +142,11 @@ async def end_to_end(
     send_timeout_s: float = 300,
     log_timeout_s: float = 300,
     poll_s: float = 0.1,
+    mapping: dict[str, Any] | None = None,
 ) -> E2EResult:
     """Events/s from the first send until the last event is in the log (stats)."""
-    connector = await api.create_connector("bench-e2e", [FILTER_STEP])
+    extra = {"mapping": mapping} if mapping else {}
+    connector = await api.create_connector("bench-e2e", [FILTER_STEP], **extra)
     cid = connector["id"]
     timeout = aiohttp.ClientTimeout(total=30)
     connector_pool = aiohttp.TCPConnector(limit=concurrency)
