@@ -17,10 +17,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from libs import events, natsio, subjects
+from libs import events, natsio, subjects, worker
 from libs import logging as hlog
 from libs import mongo as hmongo
-from libs.channel_registry import ChannelRegistry, ensure_channels_bucket
 from libs.connector import ConnectorConfig
 from libs.contacts import Contacts
 from libs.metrics import add_ops_routes
@@ -34,7 +33,7 @@ from services.executor.metrics import ExecutorMetrics
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", ExecutorMetrics)
-NATS = web.AppKey("nats", natsio.Client)
+BACKBONE = web.AppKey("backbone", worker.Backbone)
 
 DURABLE = "executor"
 
@@ -292,46 +291,29 @@ def build_context(event: events.EventMapped) -> dict[str, Any]:
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    nc = await natsio.connect(settings, "hookline-executor")
-    js = nc.jetstream()
-    kv = await natsio.provision(js, settings)
-    registry = Registry()
-    await registry.start(kv)
-    mongo = hmongo.client(settings)
-    store = hmongo.Store(mongo, settings.mongo_db)
-    http = HttpClient(allow_private_everywhere=settings.allow_private_targets)
-    await http.start()
-    whatsapp = WhatsAppClient()
-    await whatsapp.start()
-    channels = ChannelRegistry()
-    await channels.start(await ensure_channels_bucket(js, settings))
-    actions = LiveActions(http, whatsapp, channels, Contacts(store), store)
-    executor = Executor(settings, app[METRICS], js, store, registry, actions)
-    app[STATE], app[NATS] = executor, nc
-    sub = await natsio.pull_subscription(
-        js,
-        stream=settings.stream_events,
-        durable=DURABLE,
-        subject=subjects.all_mapped(settings.prefix),
-        ack_wait_s=settings.ack_wait_s,
-    )
-    dry_runs = await serve_dry_runs(nc, executor, settings.prefix)
-    stop = asyncio.Event()
-    loop = asyncio.create_task(natsio.consume(sub, executor.handle, stop), name="executor-consume")
-    lag = asyncio.create_task(natsio.watch_lag(sub, app[METRICS].pending, DURABLE, stop))
-    yield
-    await dry_runs.unsubscribe()
-    stop.set()
-    await loop
-    lag.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await lag
-    await http.close()
-    await whatsapp.close()
-    await channels.stop()
-    await registry.stop()
-    await natsio.shutdown(nc, [sub])
-    await mongo.close()
+    async with worker.backbone(settings, "hookline-executor") as bb:
+        http = HttpClient(allow_private_everywhere=settings.allow_private_targets)
+        whatsapp = WhatsAppClient()
+        await http.start()
+        await whatsapp.start()
+        actions = LiveActions(http, whatsapp, bb.channels, Contacts(bb.store), bb.store)
+        executor = Executor(settings, app[METRICS], bb.js, bb.store, bb.registry, actions)
+        app[STATE], app[BACKBONE] = executor, bb
+        dry_runs = await serve_dry_runs(bb.nc, executor, settings.prefix)
+        try:
+            async with worker.consuming(
+                bb,
+                stream=settings.stream_events,
+                durable=DURABLE,
+                subject=subjects.all_mapped(settings.prefix),
+                handler=executor.handle,
+                lag=app[METRICS].pending,
+            ):
+                yield
+                await dry_runs.unsubscribe()
+        finally:
+            await http.close()
+            await whatsapp.close()
 
 
 def create_app(settings: Settings, metrics: ExecutorMetrics | None = None) -> web.Application:
@@ -341,9 +323,7 @@ def create_app(settings: Settings, metrics: ExecutorMetrics | None = None) -> we
     app.cleanup_ctx.append(_resources)
 
     async def ready() -> bool:
-        if STATE not in app:
-            return False
-        return app[NATS].is_connected and await app[STATE].store.ping()
+        return BACKBONE in app and await app[BACKBONE].ready()
 
     add_ops_routes(app, app[METRICS], ready)
     return app

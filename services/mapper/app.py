@@ -7,17 +7,16 @@ duplicate that JetStream drops.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
 from aiohttp import web
 
-from libs import events, mapping, natsio, references, structure, subjects
+from libs import events, mapping, natsio, references, structure, subjects, worker
 from libs import logging as hlog
 from libs import mongo as hmongo
-from libs.channel_registry import ChannelRegistry, ensure_channels_bucket
+from libs.channel_registry import ChannelRegistry
 from libs.connector import ConnectorConfig
 from libs.contacts import Contacts
 from libs.metrics import add_ops_routes
@@ -27,7 +26,7 @@ from services.mapper.metrics import MapperMetrics
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", MapperMetrics)
-NATS = web.AppKey("nats", natsio.Client)
+BACKBONE = web.AppKey("backbone", worker.Backbone)
 
 DURABLE = "mapper"
 STRUCTURE_TTL_S = 5.0
@@ -201,38 +200,18 @@ STATE = web.AppKey("state", Mapper)
 
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
-    nc = await natsio.connect(settings, "hookline-mapper")
-    js = nc.jetstream()
-    kv = await natsio.provision(js, settings)
-    registry = Registry()
-    await registry.start(kv)
-    mongo = hmongo.client(settings)
-    store = hmongo.Store(mongo, settings.mongo_db)
-    channels = ChannelRegistry()
-    await channels.start(await ensure_channels_bucket(js, settings))
-    mapper = Mapper(settings, app[METRICS], js, store, registry, channels)
-    app[STATE] = mapper
-    sub = await natsio.pull_subscription(
-        js,
-        stream=settings.stream_events,
-        durable=DURABLE,
-        subject=subjects.all_received(settings.prefix),
-        ack_wait_s=settings.ack_wait_s,
-    )
-    stop = asyncio.Event()
-    loop = asyncio.create_task(natsio.consume(sub, mapper.handle, stop), name="mapper-consume")
-    lag = asyncio.create_task(natsio.watch_lag(sub, app[METRICS].pending, DURABLE, stop))
-    app[NATS] = nc
-    yield
-    stop.set()  # finish the batch in flight, settle it, then drain
-    await loop
-    lag.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await lag
-    await registry.stop()
-    await channels.stop()
-    await natsio.shutdown(nc, [sub])
-    await mongo.close()
+    async with worker.backbone(settings, "hookline-mapper") as bb:
+        mapper = Mapper(settings, app[METRICS], bb.js, bb.store, bb.registry, bb.channels)
+        app[STATE], app[BACKBONE] = mapper, bb
+        async with worker.consuming(
+            bb,
+            stream=settings.stream_events,
+            durable=DURABLE,
+            subject=subjects.all_received(settings.prefix),
+            handler=mapper.handle,
+            lag=app[METRICS].pending,
+        ):
+            yield
 
 
 def create_app(settings: Settings, metrics: MapperMetrics | None = None) -> web.Application:
@@ -242,9 +221,7 @@ def create_app(settings: Settings, metrics: MapperMetrics | None = None) -> web.
     app.cleanup_ctx.append(_resources)
 
     async def ready() -> bool:
-        if STATE not in app:
-            return False
-        return app[NATS].is_connected and await app[STATE].store.ping()
+        return BACKBONE in app and await app[BACKBONE].ready()
 
     add_ops_routes(app, app[METRICS], ready)
     return app

@@ -1,0 +1,82 @@
+"""What every consumer service (mapper, executor) opens, runs and closes, in one place.
+
+``backbone`` opens NATS (streams and buckets provisioned), the connector and channel
+registries and MongoDB; ``consuming`` runs a durable pull consumer with its lag gauge.
+Closing is the reverse, in the order graceful shutdown needs: consumers finish and
+settle their batch in flight, then registries stop, then NATS drains, then Mongo.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from prometheus_client import Gauge
+
+from libs import mongo as hmongo
+from libs import natsio
+from libs.channel_registry import ChannelRegistry, ensure_channels_bucket
+from libs.registry import Registry
+from libs.settings import Settings
+
+
+@dataclass
+class Backbone:
+    settings: Settings
+    nc: natsio.Client
+    js: natsio.JetStreamContext
+    registry: Registry
+    channels: ChannelRegistry
+    store: hmongo.Store
+    subs: list[natsio.JetStreamContext.PullSubscription] = field(default_factory=list)
+
+    async def ready(self) -> bool:
+        return self.nc.is_connected and await self.store.ping()
+
+
+@contextlib.asynccontextmanager
+async def backbone(settings: Settings, name: str) -> AsyncIterator[Backbone]:
+    nc = await natsio.connect(settings, name)
+    mongo = hmongo.client(settings)
+    js = nc.jetstream()
+    bb = Backbone(
+        settings, nc, js, Registry(), ChannelRegistry(), hmongo.Store(mongo, settings.mongo_db)
+    )
+    try:
+        await bb.registry.start(await natsio.provision(js, settings))
+        await bb.channels.start(await ensure_channels_bucket(js, settings))
+        yield bb
+    finally:
+        await bb.registry.stop()
+        await bb.channels.stop()
+        await natsio.shutdown(nc, bb.subs)
+        await mongo.close()
+
+
+@contextlib.asynccontextmanager
+async def consuming(
+    bb: Backbone,
+    *,
+    stream: str,
+    durable: str,
+    subject: str,
+    handler: natsio.BatchHandler,
+    lag: Gauge,
+) -> AsyncIterator[None]:
+    sub = await natsio.pull_subscription(
+        bb.js, stream=stream, durable=durable, subject=subject, ack_wait_s=bb.settings.ack_wait_s
+    )
+    bb.subs.append(sub)
+    stop = asyncio.Event()
+    loop = asyncio.create_task(natsio.consume(sub, handler, stop), name=f"{durable}-consume")
+    watcher = asyncio.create_task(natsio.watch_lag(sub, lag, durable, stop))
+    try:
+        yield
+    finally:
+        stop.set()  # finish the batch in flight and settle it
+        await loop
+        watcher.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await watcher
