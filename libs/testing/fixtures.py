@@ -18,6 +18,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
+import aiohttp
 import pytest
 from aiohttp import web
 
@@ -60,6 +61,31 @@ def settings(nats_server: embedded.Proc, mongo_server: embedded.Proc, tmp_path: 
         ack_wait_s=3.0,
         allow_private_targets=False,
     )
+
+
+@pytest.fixture
+async def session() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as s:
+        yield s
+
+
+@pytest.fixture
+async def receiver() -> AsyncIterator[Any]:
+    """A real HTTP server on loopback recording every call (see ``system.Receiver``)."""
+    from libs.testing.system import Receiver
+
+    r = await Receiver().start()
+    yield r
+    await r.stop()
+
+
+@pytest.fixture
+def api(request: pytest.FixtureRequest, session: aiohttp.ClientSession) -> Any:
+    """A config API client for the module's ``system`` fixture."""
+    from libs.testing.system import Api
+
+    system = request.getfixturevalue("system")
+    return Api(session, system.apps["config"].url, system.settings.admin_token)
 
 
 def free_port() -> int:

@@ -24,17 +24,6 @@ async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
     await running.stop()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-def api(system: InProcessSystem, session: aiohttp.ClientSession) -> Api:
-    return Api(session, system.apps["config"].url, system.settings.admin_token)
-
-
 async def _send(session: aiohttp.ClientSession, url: str, **kwargs: Any) -> tuple[int, Any]:
     async with session.post(url, **kwargs) as r:
         return r.status, await r.text()

@@ -32,17 +32,6 @@ async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
 
 
 @pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-def api(system: InProcessSystem, session: aiohttp.ClientSession) -> Api:
-    return Api(session, system.apps["config"].url, system.settings.admin_token)
-
-
-@pytest.fixture
 async def nc(settings: Settings) -> AsyncIterator[Client]:
     client = await nats.connect(settings.nats_url)
     yield client

@@ -29,24 +29,6 @@ async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
     await running.stop()
 
 
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
-
-
-@pytest.fixture
-async def receiver() -> AsyncIterator[Receiver]:
-    r = await Receiver().start()
-    yield r
-    await r.stop()
-
-
-@pytest.fixture
-def api(system: InProcessSystem, session: aiohttp.ClientSession) -> Api:
-    return Api(session, system.apps["config"].url, system.settings.admin_token)
-
-
 async def _one_event(
     system: InProcessSystem,
     api: Api,

@@ -3,7 +3,6 @@ idempotency keys (duplicates acknowledged, stored once)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
@@ -16,12 +15,6 @@ from libs.testing.fixtures import wait_for
 from libs.testing.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def session() -> AsyncIterator[aiohttp.ClientSession]:
-    async with aiohttp.ClientSession() as s:
-        yield s
 
 
 async def test_broker_down_answers_503_then_recovers(
