@@ -141,6 +141,7 @@ async def consume(
     *,
     batch: int = 256,
     wait_s: float = 0.5,
+    keepalive_s: float | None = None,
 ) -> None:
     """Fetch batches until ``stop`` is set; the handler settles (acks/naks) every message.
 
@@ -160,12 +161,27 @@ async def consume(
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=0.5)
             continue
+        # While the batch is handled, tell the server it is being worked on, so a slow
+        # batch is not redelivered to another instance and run twice meanwhile.
+        keepalive = asyncio.create_task(_keep_alive(msgs, keepalive_s)) if keepalive_s else None
         try:
             await handler(msgs)
         except Exception:
             # A bug in the handler must not kill the loop; unsettled messages are
             # redelivered after ack_wait.
             log.exception("consume.handler_crashed", count=len(msgs))
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
+
+
+async def _keep_alive(msgs: Sequence[Msg], every_s: float) -> None:
+    while True:
+        await asyncio.sleep(every_s)
+        for msg in msgs:
+            if not msg._ackd:  # settled ones need nothing more
+                with contextlib.suppress(Exception):
+                    await msg.in_progress()
 
 
 def msg_id_header(msg_id: str) -> dict[str, str]:

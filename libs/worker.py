@@ -64,19 +64,36 @@ async def consuming(
     subject: str,
     handler: natsio.BatchHandler,
     lag: Gauge,
+    parallel: int = 2,
 ) -> AsyncIterator[None]:
-    sub = await natsio.pull_subscription(
-        bb.js, stream=stream, durable=durable, subject=subject, ack_wait_s=bb.settings.ack_wait_s
-    )
-    bb.subs.append(sub)
+    """Run ``handler`` over batches. ``parallel`` fetch loops, each with its own pull
+    subscription on the same durable consumer, keep a batch in flight while another is
+    being written (the database round trip is where a batch spends its time)."""
+    subs = [
+        await natsio.pull_subscription(
+            bb.js,
+            stream=stream,
+            durable=durable,
+            subject=subject,
+            ack_wait_s=bb.settings.ack_wait_s,
+        )
+        for _ in range(parallel)
+    ]
+    bb.subs.extend(subs)
     stop = asyncio.Event()
-    loop = asyncio.create_task(natsio.consume(sub, handler, stop), name=f"{durable}-consume")
-    watcher = asyncio.create_task(natsio.watch_lag(sub, lag, durable, stop))
+    loops = [
+        asyncio.create_task(
+            natsio.consume(sub, handler, stop, keepalive_s=bb.settings.ack_wait_s / 3),
+            name=f"{durable}-consume-{i}",
+        )
+        for i, sub in enumerate(subs)
+    ]
+    watcher = asyncio.create_task(natsio.watch_lag(subs[0], lag, durable, stop))
     try:
         yield
     finally:
-        stop.set()  # finish the batch in flight and settle it
-        await loop
+        stop.set()  # finish the batches in flight and settle them
+        await asyncio.gather(*loops)
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher

@@ -107,7 +107,13 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         subs.append(sub)
         tasks.append(
             asyncio.create_task(
-                natsio.consume(sub, _counted(handler, metrics, durable), stop, batch=500)
+                natsio.consume(
+                    sub,
+                    _counted(handler, metrics, durable),
+                    stop,
+                    batch=500,
+                    keepalive_s=settings.ack_wait_s / 3,
+                )
             )
         )
         tasks.append(asyncio.create_task(natsio.watch_lag(sub, metrics.pending, durable, stop)))

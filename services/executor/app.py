@@ -9,13 +9,14 @@ event is dead-lettered and logged as failed.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
+import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
 from aiohttp import web
+from pymongo.errors import DuplicateKeyError
 
 from libs import events, natsio, subjects, worker
 from libs import logging as hlog
@@ -29,6 +30,7 @@ from services.executor.actions import LiveActions
 from services.executor.adapters.http import HttpClient
 from services.executor.adapters.whatsapp import WhatsAppClient
 from services.executor.core import engine
+from services.executor.errors import BusyError
 from services.executor.metrics import ExecutorMetrics
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -44,14 +46,53 @@ FAULT_ENV = "HOOKLINE_FAULT_EXIT_AFTER_JOURNAL"
 
 
 class MongoJournal:
-    def __init__(self, store: hmongo.Store, event_id: str) -> None:
+    """Step runs in Mongo (``step_runs``): a claim with a lease, then the done record.
+
+    The claim is an insert under the (event, step) id, so of two deliveries of one event
+    that overlap (a slow consumer whose messages were redelivered elsewhere) only one
+    runs the step; the other sees ``busy`` and retries later.  A claim whose holder
+    crashed expires after the lease and is taken over.
+    """
+
+    def __init__(self, store: hmongo.Store, event_id: str, lease_s: float) -> None:
         self.store = store
         self.event_id = event_id
+        self.lease_s = lease_s
+
+    def _id(self, step_id: str) -> str:
+        return f"{self.event_id}:{step_id}"
+
+    async def claim(self, step_id: str) -> engine.Claim:
+        now = time.time()
+        doc = {
+            "event_id": self.event_id,
+            "step_id": step_id,
+            "state": "claimed",
+            "until": now + self.lease_s,
+        }
+        try:
+            await self.store.step_runs.insert_one({"_id": self._id(step_id), **doc})
+            return engine.Claim("run")
+        except DuplicateKeyError:
+            pass
+        taken = await self.store.step_runs.find_one_and_update(
+            {"_id": self._id(step_id), "state": "claimed", "until": {"$lt": now}},
+            {"$set": doc},
+        )
+        if taken is not None:
+            return engine.Claim("run")  # the previous holder's lease ran out
+        row = await self.store.step_runs.find_one({"_id": self._id(step_id)})
+        if row is not None and row.get("state") == "done":
+            return engine.Claim("done", row.get("output"))
+        return engine.Claim("busy")
+
+    async def release(self, step_id: str) -> None:
+        await self.store.step_runs.delete_one({"_id": self._id(step_id), "state": "claimed"})
 
     async def record(self, step_id: str, output: Any) -> None:
         await self.store.step_runs.replace_one(
-            {"_id": f"{self.event_id}:{step_id}"},
-            {"event_id": self.event_id, "step_id": step_id, "output": output},
+            {"_id": self._id(step_id)},
+            {"event_id": self.event_id, "step_id": step_id, "state": "done", "output": output},
             upsert=True,
         )
         marker = os.environ.get(FAULT_ENV)
@@ -87,6 +128,8 @@ class Executor:
         self.registry = registry
         self.actions = actions
         self.backoff = settings.backoff_schedule
+        # A claim outlives the ack wait: a message is redelivered before a claim expires.
+        self.lease_s = max(4 * settings.ack_wait_s, 10.0)
         self.decode = events.decoder(events.EventMapped).decode
         self._versions: dict[tuple[str, int], ConnectorConfig] = {}
 
@@ -108,7 +151,9 @@ class Executor:
         await asyncio.gather(*(self._one(m, ev, done.get(ev.event_id, {})) for m, ev in decoded))
 
     async def _done(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
-        rows = await self.store.step_runs.find({"event_id": {"$in": event_ids}}).to_list(None)
+        rows = await self.store.step_runs.find(
+            {"event_id": {"$in": event_ids}, "state": "done"}
+        ).to_list(None)
         out: dict[str, dict[str, Any]] = {}
         for row in rows:
             out.setdefault(row["event_id"], {})[row["step_id"]] = row.get("output")
@@ -135,16 +180,12 @@ class Executor:
             connector_id=event.connector_id,
             correlation_id=event.correlation_id,
         ):
-            # Slow actions must not let the message time out and go to another instance.
-            heartbeat = asyncio.create_task(_keep_alive(msg, self.settings.ack_wait_s / 3))
             try:
                 await self._execute(msg, event, done, attempt)
             except Exception as exc:  # Mongo/NATS trouble: try again later
                 hlog.get().warning("executor.retry_infrastructure", error=repr(exc))
                 self.metrics.messages.labels("retried").inc()
                 await msg.nak(delay=self._delay(attempt))
-            finally:
-                heartbeat.cancel()
 
     def _delay(self, attempt: int, hint: float | None = None) -> float:
         if hint is not None:
@@ -165,11 +206,15 @@ class Executor:
                     config.steps,
                     build_context(event),
                     self.actions,
-                    MongoJournal(self.store, event.event_id),
+                    MongoJournal(self.store, event.event_id, self.lease_s),
                     done=done,
                     now=events.utcnow(),
                 )
             except engine.Retry as retry:
+                if isinstance(retry.error, BusyError):
+                    self.metrics.messages.labels("busy").inc()
+                    await msg.nak(delay=self.settings.ack_wait_s / 3)
+                    return
                 if attempt <= len(self.backoff):
                     self.metrics.messages.labels("retried").inc()
                     await msg.nak(delay=self._delay(attempt, retry.error.retry_after_s))
@@ -219,15 +264,16 @@ class Executor:
 STATE = web.AppKey("state", Executor)
 
 
-async def _keep_alive(msg: natsio.Msg, every_s: float) -> None:
-    while True:
-        await asyncio.sleep(every_s)
-        with contextlib.suppress(Exception):
-            await msg.in_progress()
-
-
 class NoJournal:
+    """Dry runs: nothing is sent, nothing is remembered."""
+
+    async def claim(self, step_id: str) -> engine.Claim:
+        return engine.Claim("run")
+
     async def record(self, step_id: str, output: Any) -> None:
+        return None
+
+    async def release(self, step_id: str) -> None:
         return None
 
 

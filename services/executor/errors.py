@@ -27,6 +27,11 @@ class TransientError(StepError):
         self.retry_after_s = retry_after_s
 
 
+class BusyError(TransientError):
+    """Another delivery of the same event holds the step's claim: not a failure, so it
+    does not use up attempts; the claim's lease bounds how long it can last."""
+
+
 class PermanentError(StepError):
     pass
 

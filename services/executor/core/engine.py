@@ -12,7 +12,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, Literal, NamedTuple, Protocol
 
 import msgspec
 
@@ -29,7 +29,7 @@ from libs.connector import (
     WhatsAppStep,
 )
 from libs.events import StepLog
-from services.executor.errors import PermanentError, StepError, TransientError
+from services.executor.errors import BusyError, PermanentError, StepError, TransientError
 
 ActionStep = HttpStep | EmailStep | WhatsAppStep | UpdateContactStep | AssignOwnerStep
 ACTION_TYPES = (HttpStep, EmailStep, WhatsAppStep, UpdateContactStep, AssignOwnerStep)
@@ -43,10 +43,26 @@ class Actions(Protocol):
     ) -> Any: ...
 
 
+class Claim(NamedTuple):
+    """What the journal says about running a step now: ``run`` it, it is ``done``
+    (with its ``output``), or another delivery of the same event is running it (``busy``)."""
+
+    state: Literal["run", "done", "busy"]
+    output: Any = None
+
+
 class Journal(Protocol):
-    """Remembers succeeded side effects so a redelivery does not repeat them."""
+    """Remembers side effects so a redelivery does not repeat them.
+
+    ``claim`` before a step runs (a lease, so two deliveries of one event cannot run
+    it at once), ``record`` once it succeeded, ``release`` when it failed.
+    """
+
+    async def claim(self, step_id: str) -> Claim: ...
 
     async def record(self, step_id: str, output: Any) -> None: ...
+
+    async def release(self, step_id: str) -> None: ...
 
 
 @dataclass
@@ -187,12 +203,26 @@ async def _action(step: ActionStep, state: _Run, log: Callable[..., None]) -> bo
     if state.dry_run:
         log("skipped", {"dry_run": True, "would_send": rendered, "missing": missing or None})
         return True
+    claim = await state.journal.claim(step.id)
+    if claim.state == "done":
+        _expose(step, claim.output, state)
+        log(
+            "succeeded",
+            {"result": claim.output, "note": "done in an earlier delivery; not repeated"},
+        )
+        return True
+    if claim.state == "busy":
+        busy = BusyError("another delivery of this event is running this step")
+        log("failed", None, busy.message)
+        raise Retry(busy, state.logs)
     try:
         output = await state.actions.run(step, rendered, state.context)
     except TransientError as exc:
+        await state.journal.release(step.id)
         log("failed", exc.output, exc.message)
         raise Retry(exc, state.logs) from None
     except StepError as exc:
+        await state.journal.release(step.id)
         log("failed", exc.output, exc.message)
         state.failed.append(f"{step.id}: {exc.message}")
         return False
