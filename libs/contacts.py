@@ -293,7 +293,12 @@ class Contacts:
         return ops
 
     async def _write(self, ops: list[_Op]) -> None:
-        """One unordered bulk write; upserts that lost a race are retried once as updates."""
+        """New mobiles first with one ``insert_many`` (a document store's fast path, several
+        times a bulk upsert on SecantusDB), then one unordered bulk write of the rest;
+        inserts and upserts that lost a race are retried as updates."""
+        ops = await self._insert_new(ops)
+        if not ops:
+            return
         requests = [UpdateOne(op.filter, op.update, upsert=op.kind != "email_batch") for op in ops]
         upserted, write_errors = await _bulk(self.col, requests)
         for index in upserted:
@@ -311,6 +316,38 @@ class Contacts:
         again = [UpdateOne(op.filter, {"$set": op.update["$set"]}) for op in retry]
         for index, err in (await _bulk(self.col, again))[1].items():
             retry[index].failed = str(err.get("errmsg") or err)
+
+    async def _insert_new(self, ops: list[_Op]) -> list[_Op]:
+        """Insert the first op of each mobile no contact has yet; return the ops left."""
+        mobiles = {op.filter["mobile"] for op in ops if op.kind == "mobile"}
+        if not mobiles:
+            return ops
+        rows = await self.col.find({"mobile": {"$in": sorted(mobiles)}}, {"mobile": 1}).to_list(
+            None
+        )
+        taken = {row["mobile"] for row in rows}
+        fresh: list[_Op] = []
+        rest: list[_Op] = []
+        for op in ops:
+            mobile = op.filter.get("mobile") if op.kind == "mobile" else None
+            if mobile is None or mobile in taken:
+                rest.append(op)
+            else:
+                taken.add(mobile)  # later ops of this mobile in the batch update it
+                fresh.append(op)
+        if not fresh:
+            return ops
+        docs = [_document(op) for op in fresh]
+        failed: set[int] = set()
+        try:
+            await self.col.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            failed = {int(e["index"]) for e in exc.details.get("writeErrors", [])}
+        for index, op in enumerate(fresh):
+            if index not in failed:
+                op.created = True
+        # A racing writer created some of them meanwhile: those become updates, in order.
+        return [op for i, op in enumerate(fresh) if i in failed] + rest
 
     async def _read_back(self, ops: list[_Op]) -> dict[str, Doc]:
         """Every touched contact, keyed by ``m:<mobile>`` and ``i:<id>``.
@@ -491,6 +528,18 @@ def _time_zone(value: Any) -> str:
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
         raise InvalidField(f"time zone {str(value)[:64]!r} is not an IANA zone name") from None
     return str(value)
+
+
+def _document(op: _Op) -> Doc:
+    """The contact an upsert would create, as a document (dotted keys nested)."""
+    doc: Doc = {**op.update.get("$setOnInsert", {}), **op.filter}
+    for key, value in op.update["$set"].items():
+        head, _, tail = key.partition(".")
+        if tail:
+            doc.setdefault(head, {})[tail] = value
+        else:
+            doc[key] = value
+    return doc
 
 
 async def _bulk(
