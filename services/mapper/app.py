@@ -71,6 +71,7 @@ class Mapper:
         if not decoded:
             return
         try:
+            await self._refresh_structures({ev.connector_id for _, ev in decoded})
             results = await self._map_contacts([ev for _, ev in decoded])
         except Exception as exc:  # Mongo unavailable: the whole batch comes back later
             hlog.get().warning("mapper.contacts_failed", error=repr(exc))
@@ -152,26 +153,34 @@ class Mapper:
             await msg.ack()
             self.metrics.messages.labels("mapped").inc()
 
+    async def _refresh_structures(self, connector_ids: set[str]) -> None:
+        """Re-read stale structures once per connector per batch (the operator may have
+        replaced one), not once per event."""
+        now = time.monotonic()
+        stale = [
+            cid
+            for cid in connector_ids
+            if cid not in self._structures or now - self._structures[cid][0] > STRUCTURE_TTL_S
+        ]
+        docs = await asyncio.gather(*(self.store.get_structure(cid) for cid in stale))
+        for cid, doc in zip(stale, docs, strict=True):
+            self._structures[cid] = (now, structure.from_document(doc) if doc else None)
+
     async def _structure(
         self, event: events.EventReceived
     ) -> tuple[bool, events.DriftReport | None]:
         """Learn the structure from the first event; flag drift on later ones."""
         cid = event.connector_id
-        now = time.monotonic()
-        cached = self._structures.get(cid)
-        if cached is None or now - cached[0] > STRUCTURE_TTL_S:
-            doc = await self.store.get_structure(cid)
-            known = structure.from_document(doc) if doc else None
-            self._structures[cid] = (now, known)
-        else:
-            known = cached[1]
+        known = self._structures.get(cid, (0.0, None))[1]
         document = event.document()
         if known is None:
             learned = structure.infer(document)
+            # Cached before the insert: the batch's other events of this connector, which
+            # run while this one waits, compare against it instead of inserting again.
+            self._structures[cid] = (time.monotonic(), learned)
             inserted = await self.store.insert_structure_if_absent(
                 cid, structure.to_document(learned, from_event=event.event_id)
             )
-            self._structures[cid] = (now, learned)
             if inserted:
                 self.metrics.structures_learned.inc()
             return inserted, None
