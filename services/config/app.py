@@ -65,7 +65,9 @@ def _authorize(request: web.Request, token: str) -> None:
     header = request.headers.get("Authorization", "")
     scheme, _, given = header.partition(" ")
     # Constant-time comparison: response time says nothing about how much matched.
-    if scheme.lower() != "bearer" or not hmac.compare_digest(given.encode(), token.encode()):
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.encode("utf-8", "surrogateescape"), token.encode()
+    ):
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <admin token>")
 
 

@@ -16,7 +16,7 @@ import msgspec
 from aiohttp import web
 from multidict import CIMultiDictProxy
 
-from libs import events, natsio, subjects, templating
+from libs import events, natsio, paths, subjects, templating
 from libs import logging as hlog
 from libs.connector import ConnectorSnapshot
 from libs.http import error
@@ -24,7 +24,7 @@ from libs.metrics import add_ops_routes
 from libs.registry import Registry
 from libs.settings import Settings
 from services.ingest.metrics import IngestMetrics
-from services.ingest.parsing import BadRequest, is_json, media_type, parse_body, query_variables
+from services.ingest.parsing import BadRequest, media_type, parse_body, query_variables
 from services.ingest.ratelimit import TokenBuckets
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -33,7 +33,6 @@ REGISTRY = web.AppKey("registry", Registry)
 NATS = web.AppKey("nats", natsio.Client)
 JS = web.AppKey("js", natsio.JetStreamContext)
 PUBLISHER = web.AppKey("publisher", natsio.AckPublisher)
-STATE = web.AppKey("state", dict[str, Any])
 
 PUBLISH_TIMEOUT_S = 5.0
 # Headers that carry credentials are not kept in the event log.
@@ -194,8 +193,6 @@ class Ingest:
         path = snap.config.idempotency_key
         if not path:
             return None
-        from libs import paths  # local: only connectors with a key pay for it
-
         value = paths.resolve(event.context(), path)
         return None if value is None else str(value)
 
@@ -254,4 +251,4 @@ def create_app(settings: Settings, metrics: IngestMetrics | None = None) -> web.
     return app
 
 
-__all__ = ["create_app", "is_json"]
+__all__ = ["create_app"]

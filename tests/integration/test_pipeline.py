@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -218,6 +219,17 @@ async def test_config_api_needs_token(
         async with session.get(base, headers=headers) as r:
             assert r.status == 401
             assert (await r.json())["error"]["code"] == "unauthorized"
+    # A token with bytes that are not UTF-8 (sent raw: clients refuse to) is a 401 too.
+    host, port = system.apps["config"].url.rsplit("/", 1)[1].split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(
+        b"GET /api/v1/connectors HTTP/1.1\r\nHost: x\r\n"
+        b"Authorization: Bearer \xed\xa0\x80\xff\r\nConnection: close\r\n\r\n"
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    assert b" 401 " in status_line, status_line
 
 
 async def test_stale_save_is_refused(system: InProcessSystem, api: Api) -> None:
