@@ -1,0 +1,89 @@
+"""An in-memory mirror of a NATS KV bucket, kept current by a watch.
+
+The connector registry and the channel registry are both this: every value by key,
+loaded before the service reports ready, updated within milliseconds of a put or a
+delete, and rebuilt on a re-watch (keys deleted while the watch was down are dropped).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import Generic, TypeVar
+
+import msgspec
+from nats.js.kv import KeyValue
+
+from libs import logging as hlog
+
+T = TypeVar("T")
+
+
+class KvMirror(Generic[T]):
+    name = "kv"
+
+    def __init__(self, decode: Callable[[bytes], T]) -> None:
+        self._by_id: dict[str, T] = {}
+        self._decode = decode
+        self.loaded = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    def __len__(self) -> int:
+        return len(self._by_id)
+
+    def apply(self, key: str, value: T | None) -> None:
+        """Store or drop one value; subclasses keep their own indexes in step."""
+        if value is None:
+            self._by_id.pop(key, None)
+        else:
+            self._by_id[key] = value
+
+    async def start(self, kv: KeyValue, timeout_s: float = 30.0) -> None:
+        """Start watching; returns once the bucket's current values are loaded."""
+        self._task = asyncio.create_task(self._watch(kv), name=f"{self.name}-watch")
+        await asyncio.wait_for(self.loaded.wait(), timeout=timeout_s)
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _watch(self, kv: KeyValue) -> None:
+        log = hlog.get()
+        while True:
+            try:
+                watcher = await kv.watchall()
+                try:
+                    # Keys seen in this watch's initial values: after a re-watch, keys
+                    # deleted in between are dropped at the end of that phase.
+                    seen: set[str] | None = set()
+                    async for entry in watcher:
+                        if entry is None:  # end of the initial values
+                            if seen is not None:
+                                for stale in set(self._by_id) - seen:
+                                    self.apply(stale, None)
+                                seen = None
+                            self.loaded.set()
+                            continue
+                        if seen is not None:
+                            seen.add(entry.key)
+                        if entry.operation in ("DEL", "PURGE") or not entry.value:
+                            self.apply(entry.key, None)
+                            continue
+                        try:
+                            self.apply(entry.key, self._decode(entry.value))
+                        except msgspec.DecodeError as exc:
+                            self.apply(entry.key, None)  # keep no stale copy
+                            log.error(f"{self.name}.bad_entry", key=entry.key, error=str(exc))
+                finally:
+                    with contextlib.suppress(Exception):
+                        await watcher.stop()  # type: ignore[no-untyped-call]
+                self.loaded.set()  # a bucket with no entries ends its initial phase too
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                log.warning(f"{self.name}.watch_failed", error=repr(exc))
+                await asyncio.sleep(0.5)  # back off before re-watching
