@@ -30,6 +30,7 @@ import regex
 
 from libs import paths
 from libs.connector import Condition, Group
+from libs.values import as_text, is_blank
 
 __all__ = [
     "OPS",
@@ -114,21 +115,6 @@ def _datetime(value: Any) -> datetime | None:
     return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
 
 
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    try:
-        return msgspec.json.encode(value).decode()
-    except (TypeError, msgspec.EncodeError):
-        return str(value)
-
-
 def _fold(text: str, options: Options) -> str:
     return text if options.case_sensitive else text.casefold()
 
@@ -144,7 +130,7 @@ def _same(actual: Any, expected: Any, options: Options) -> bool:
         # At most one side is a string here: "1" equals 1, "1.0" equals 1.
         return a_num == e_num
     if isinstance(actual, str) or isinstance(expected, str):
-        return _fold(_text(actual), options) == _fold(_text(expected), options)
+        return _fold(as_text(actual), options) == _fold(as_text(expected), options)
     if isinstance(actual, bool) or isinstance(expected, bool):
         return type(actual) is type(expected) and actual == expected  # True is not 1
     return bool(actual == expected)
@@ -160,12 +146,12 @@ def _list_of(expected: Any) -> list[Any]:
     )
 
 
-def _affix_text(value: Any, what: str) -> str:
+def _affixas_text(value: Any, what: str) -> str:
     if value is None:
         raise ConditionError(f"{what} has no value to look for")
     if isinstance(value, list | dict):
         raise ConditionError(f"{what} needs text, got {type(value).__name__}")
-    return _text(value)
+    return as_text(value)
 
 
 # ---------------------------------------------------------------- operators
@@ -182,21 +168,21 @@ def _contains(actual: Any, expected: Any, options: Options) -> bool:
         return any(_same(item, expected, options) for item in actual)
     if isinstance(actual, dict):
         return any(_same(key, expected, options) for key in actual)
-    return _fold(_affix_text(expected, "contains"), options) in _fold(_text(actual), options)
+    return _fold(_affixas_text(expected, "contains"), options) in _fold(as_text(actual), options)
 
 
 def _starts_with(actual: Any, expected: Any, options: Options) -> bool:
     if actual is paths.MISSING or actual is None:
         return False
-    text = _fold(_affix_text(actual, "starts_with"), options)
-    return text.startswith(_fold(_affix_text(expected, "starts_with"), options))
+    text = _fold(_affixas_text(actual, "starts_with"), options)
+    return text.startswith(_fold(_affixas_text(expected, "starts_with"), options))
 
 
 def _ends_with(actual: Any, expected: Any, options: Options) -> bool:
     if actual is paths.MISSING or actual is None:
         return False
-    text = _fold(_affix_text(actual, "ends_with"), options)
-    return text.endswith(_fold(_affix_text(expected, "ends_with"), options))
+    text = _fold(_affixas_text(actual, "ends_with"), options)
+    return text.endswith(_fold(_affixas_text(expected, "ends_with"), options))
 
 
 def _ordered(actual: Any, expected: Any) -> tuple[Any, Any]:
@@ -243,13 +229,7 @@ def _exists(actual: Any, expected: Any, options: Options) -> bool:
 
 
 def _is_empty(actual: Any, expected: Any, options: Options) -> bool:
-    if actual is paths.MISSING or actual is None:
-        return True
-    if isinstance(actual, str):
-        return not actual.strip()
-    if isinstance(actual, list | tuple | dict):
-        return not actual
-    return False
+    return actual is paths.MISSING or is_blank(actual)
 
 
 def _in_list(actual: Any, expected: Any, options: Options) -> bool:
@@ -270,7 +250,7 @@ def _regex(actual: Any, expected: Any, options: Options) -> bool:
     if actual is paths.MISSING or actual is None:
         return False
     try:
-        return compiled.search(_text(actual), timeout=options.regex_timeout_s) is not None
+        return compiled.search(as_text(actual), timeout=options.regex_timeout_s) is not None
     except TimeoutError:
         raise ConditionError("regex timed out") from None
 

@@ -22,6 +22,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
+from libs.values import as_text, is_blank
+
 __all__ = ["FormatterError", "apply", "known_ops", "validate"]
 
 
@@ -44,31 +46,6 @@ def _zone(name: str) -> tzinfo:
 def _check_zone(name: str | None) -> None:
     if name is not None:
         _zone(name)
-
-
-def _text(value: Any) -> str:
-    if isinstance(value, str):
-        return value
-    if value is None:
-        return ""
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int | float | Decimal):
-        return str(value)
-    try:
-        return msgspec.json.encode(value).decode()
-    except (TypeError, msgspec.EncodeError):
-        return str(value)
-
-
-def _is_blank(value: Any) -> bool:
-    if value is None:
-        return True
-    if isinstance(value, str):
-        return not value.strip()
-    if isinstance(value, list | tuple | dict):
-        return not value
-    return False
 
 
 _NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
@@ -361,31 +338,31 @@ def _capitalize_words(text: str) -> str:
 
 
 def _upper(value: Any, o: _NoOpts, now: datetime) -> str:
-    return _text(value).upper()
+    return as_text(value).upper()
 
 
 def _lower(value: Any, o: _NoOpts, now: datetime) -> str:
-    return _text(value).lower()
+    return as_text(value).lower()
 
 
 def _title(value: Any, o: _NoOpts, now: datetime) -> str:
-    return _capitalize_words(_text(value))
+    return _capitalize_words(as_text(value))
 
 
 def _capitalize(value: Any, o: _NoOpts, now: datetime) -> str:
-    return _text(value).capitalize()
+    return as_text(value).capitalize()
 
 
 def _trim(value: Any, o: _Trim, now: datetime) -> str:
-    return _text(value).strip(o.chars)
+    return as_text(value).strip(o.chars)
 
 
 def _replace(value: Any, o: _Replace, now: datetime) -> str:
-    return _text(value).replace(o.find, o.replace)
+    return as_text(value).replace(o.find, o.replace)
 
 
 def _split(value: Any, o: _Split, now: datetime) -> list[str] | str | None:
-    items = _text(value).split(o.separator)
+    items = as_text(value).split(o.separator)
     if o.trim:
         items = [item.strip() for item in items]
     if o.index is None:
@@ -396,11 +373,11 @@ def _split(value: Any, o: _Split, now: datetime) -> list[str] | str | None:
 
 
 def _default(value: Any, o: _Default, now: datetime) -> Any:
-    return o.value if _is_blank(value) else value
+    return o.value if is_blank(value) else value
 
 
 def _truncate(value: Any, o: _Truncate, now: datetime) -> str:
-    text = _text(value)
+    text = as_text(value)
     if len(text) <= o.length:
         return text
     return text[: o.length - len(o.suffix)] + o.suffix
@@ -408,8 +385,8 @@ def _truncate(value: Any, o: _Truncate, now: datetime) -> str:
 
 def _join(value: Any, o: _Join, now: datetime) -> str:
     if isinstance(value, list | tuple):
-        return o.separator.join(_text(item) for item in value)
-    return _text(value)  # a single item joins to itself
+        return o.separator.join(as_text(item) for item in value)
+    return as_text(value)  # a single item joins to itself
 
 
 # ---------------------------------------------------------------- number ops
@@ -452,7 +429,7 @@ def _currency(value: Any, o: _Currency, now: datetime) -> str:
 
 
 def _lookup(value: Any, o: _Lookup, now: datetime) -> Any:
-    key = _text(value).strip()
+    key = as_text(value).strip()
     if key in o.table:
         return o.table[key]
     if not o.case_sensitive:
