@@ -52,6 +52,19 @@ class Receiver:
             await self.running.stop()
 
 
+def forward_n(url: str, step_id: str = "call") -> dict[str, Any]:
+    """A configuration with one HTTP step that posts the event's ``body.n`` to ``url``:
+    the receiver's calls then say which events ran, and how often."""
+    return {"steps": [{"type": "http", "id": step_id, "url": url, "body": "{{ body.n }}"}]}
+
+
+async def ingest_knows(session: aiohttp.ClientSession, url: str) -> bool:
+    """Whether an ingest knows this connector URL, without storing an event: a known
+    connector refuses an unsupported body with 415, an unknown URL answers 404."""
+    async with session.post(url, data=b"?", headers={"Content-Type": "application/x-probe"}) as r:
+        return r.status == 415
+
+
 class Api:
     """A small client of the config API for tests."""
 

@@ -231,21 +231,7 @@ class Executor:
         self.metrics.events.labels(self.metrics.connector(event.connector_id), outcome.status).inc()
 
     async def _log(self, event: events.EventMapped, outcome: engine.Outcome, attempt: int) -> None:
-        logged = events.ExecutionLogged(
-            event_id=event.event_id,
-            connector_id=event.connector_id,
-            connector_version=event.connector_version,
-            occurred_at=events.utcnow(),
-            correlation_id=event.correlation_id,
-            status=outcome.status,  # type: ignore[arg-type]
-            steps=outcome.steps,
-            received=event.received,
-            mapping=event.mapping,
-            drift=event.drift,
-            error=outcome.error,
-            attempts=attempt,
-            replay_of=event.received.replay_of,
-        )
+        logged = execution_log(event, outcome, attempts=attempt)
         await self.js.publish(
             subjects.log(self.settings.prefix, event.connector_id),
             events.encode(logged),
@@ -299,23 +285,31 @@ async def serve_dry_runs(nc: natsio.Client, executor: Executor, prefix: str) -> 
             return
         except engine.Retry as retry:  # cannot happen without side effects; be safe
             outcome = engine.Outcome("failed", retry.steps, str(retry.error))
-        ev = request.event
-        logged = events.ExecutionLogged(
-            event_id=ev.event_id,
-            connector_id=ev.connector_id,
-            connector_version=ev.connector_version,
-            occurred_at=events.utcnow(),
-            correlation_id=ev.correlation_id,
-            status=outcome.status,  # type: ignore[arg-type]
-            steps=outcome.steps,
-            received=ev.received,
-            mapping=ev.mapping,
-            error=outcome.error,
-            dry_run=True,
-        )
-        await msg.respond(events.encode(logged))
+        await msg.respond(events.encode(execution_log(request.event, outcome, dry_run=True)))
 
     return await nc.subscribe(subjects.dry_run(prefix), queue="executor", cb=on_request)
+
+
+def execution_log(
+    event: events.EventMapped, outcome: engine.Outcome, *, attempts: int = 1, dry_run: bool = False
+) -> events.ExecutionLogged:
+    """The one execution-log event of a run (real or dry)."""
+    return events.ExecutionLogged(
+        event_id=event.event_id,
+        connector_id=event.connector_id,
+        connector_version=event.connector_version,
+        occurred_at=events.utcnow(),
+        correlation_id=event.correlation_id,
+        status=outcome.status,  # type: ignore[arg-type]
+        steps=outcome.steps,
+        received=event.received,
+        mapping=event.mapping,
+        drift=event.drift,
+        error=outcome.error,
+        attempts=attempts,
+        replay_of=event.received.replay_of,
+        dry_run=dry_run,
+    )
 
 
 def build_context(event: events.EventMapped) -> dict[str, Any]:

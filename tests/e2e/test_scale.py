@@ -17,7 +17,7 @@ from libs import embedded
 from libs.settings import Settings
 from libs.testing.fixtures import wait_for
 from libs.testing.processes import ProcessSystem
-from libs.testing.system import Api, Receiver
+from libs.testing.system import Api, Receiver, forward_n, ingest_knows
 
 pytestmark = pytest.mark.e2e
 
@@ -27,13 +27,6 @@ def processes(settings: Settings, tmp_path: Path) -> Iterator[ProcessSystem]:
     system = ProcessSystem(settings, tmp_path / "logs", {"HOOKLINE_ALLOW_PRIVATE_TARGETS": "1"})
     yield system
     system.stop()
-
-
-async def _knows(session: aiohttp.ClientSession, url: str) -> bool:
-    """Whether this ingest knows the token, without storing an event: a known
-    connector refuses an unsupported body with 415, an unknown URL answers 404."""
-    async with session.post(url, data=b"?", headers={"Content-Type": "application/x-probe"}) as r:
-        return r.status == 415
 
 
 async def _counter(session: aiohttp.ClientSession, url: str, name: str) -> float:
@@ -101,24 +94,12 @@ async def test_two_copies_of_each_service(processes: ProcessSystem, receiver: Re
     total = 2000
     async with aiohttp.ClientSession() as session:
         api = Api(session, processes.url("config"), processes.settings.admin_token)
-        connector = await api.create_connector(
-            "scaled",
-            {
-                "steps": [
-                    {
-                        "type": "http",
-                        "id": "call",
-                        "url": receiver.url + "/n",
-                        "body": "{{ body.n }}",
-                    }
-                ]
-            },
-        )
+        connector = await api.create_connector("scaled", forward_n(receiver.url + "/n"))
         token = connector["url"].rsplit("/c/", 1)[1]
         urls = [f"{p.url}/c/{token}" for p in processes.procs["ingest"]]
 
         async def both_know() -> bool:
-            return all([await _knows(session, url) for url in urls])
+            return all([await ingest_knows(session, url) for url in urls])
 
         await wait_for(both_know, what="both ingest copies to know the connector")
         accepted: list[int] = []
@@ -142,22 +123,10 @@ async def test_sigterm_under_load(
     total = 600
     async with aiohttp.ClientSession() as session:
         api = Api(session, processes.url("config"), processes.settings.admin_token)
-        connector = await api.create_connector(
-            "graceful",
-            {
-                "steps": [
-                    {
-                        "type": "http",
-                        "id": "call",
-                        "url": receiver.url + "/n",
-                        "body": "{{ body.n }}",
-                    }
-                ]
-            },
-        )
+        connector = await api.create_connector("graceful", forward_n(receiver.url + "/n"))
         url = connector["url"]
 
-        await wait_for(lambda: _knows(session, url), what="ingest to know the connector")
+        await wait_for(lambda: ingest_knows(session, url), what="ingest to know the connector")
         accepted: list[int] = []
         load = asyncio.create_task(_send_all(session, [url], range(total), accepted, 10))
         await wait_for(lambda: len(receiver.calls) >= 50, what="work in flight")

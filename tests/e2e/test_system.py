@@ -19,7 +19,7 @@ from libs import embedded
 from libs.settings import Settings
 from libs.testing.fixtures import wait_for
 from libs.testing.processes import ProcessSystem
-from libs.testing.system import Api, Receiver
+from libs.testing.system import Api, Receiver, forward_n
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -180,19 +180,7 @@ async def test_killing_a_service_loses_no_event(
     total = 300
     async with aiohttp.ClientSession() as session:
         api = Api(session, processes.url("config"), processes.settings.admin_token)
-        connector = await api.create_connector(
-            "crash",
-            {
-                "steps": [
-                    {
-                        "type": "http",
-                        "id": "notify",
-                        "url": receiver.url + "/hook",
-                        "body": "{{ body.n }}",
-                    }
-                ]
-            },
-        )
+        connector = await api.create_connector("crash", forward_n(receiver.url + "/hook"))
         url = connector["url"]
 
         async def accepted_on_first_try() -> bool:

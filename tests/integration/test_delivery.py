@@ -14,7 +14,7 @@ import pytest
 from libs import subjects
 from libs.settings import Settings
 from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem, Receiver
+from libs.testing.system import Api, InProcessSystem, Receiver, forward_n
 
 pytestmark = pytest.mark.integration
 
@@ -50,15 +50,11 @@ async def _one_event(
     return result
 
 
-def http_step(url: str) -> dict[str, Any]:
-    return {"steps": [{"type": "http", "id": "call", "url": url, "body": "{{ body.n }}"}]}
-
-
 async def test_transient_failures_are_retried(
     system: InProcessSystem, api: Api, session: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     receiver.statuses = [503, 429]  # then 200
-    connector = await api.create_connector("retry", http_step(receiver.url + "/x"))
+    connector = await api.create_connector("retry", forward_n(receiver.url + "/x"))
     await system.knows(connector)
     detail = await _one_event(system, api, session, connector, {"n": 1})
     assert detail["status"] == "succeeded"
@@ -78,7 +74,7 @@ async def test_last_attempt_dead_letters(
 
     sub = await nc.subscribe(subjects.all_dead_letters(system.settings.prefix), cb=collect)
     try:
-        connector = await api.create_connector("dlq", http_step(receiver.url + "/x"))
+        connector = await api.create_connector("dlq", forward_n(receiver.url + "/x"))
         await system.knows(connector)
         detail = await _one_event(system, api, session, connector, {"n": 2})
         assert detail["status"] == "failed"
@@ -97,7 +93,7 @@ async def test_permanent_failure_fails_at_once(
     system: InProcessSystem, api: Api, session: aiohttp.ClientSession, receiver: Receiver
 ) -> None:
     receiver.statuses = [404]
-    config = http_step(receiver.url + "/gone")
+    config = forward_n(receiver.url + "/gone")
     config["steps"].append({"type": "http", "id": "after", "url": receiver.url + "/after"})
     connector = await api.create_connector("permanent", config)
     await system.knows(connector)
@@ -116,7 +112,7 @@ async def test_private_targets_refused_without_permission(
     system = await InProcessSystem(settings).start()  # allow_private_targets is off
     try:
         api = Api(session, system.apps["config"].url, settings.admin_token)
-        connector = await api.create_connector("ssrf", http_step(receiver.url + "/x"))
+        connector = await api.create_connector("ssrf", forward_n(receiver.url + "/x"))
         await system.knows(connector)
         detail = await _one_event(system, api, session, connector, {"n": 4})
         assert detail["status"] == "failed"
