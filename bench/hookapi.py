@@ -108,7 +108,7 @@ class E2EResult:
         return asdict(self)
 
 
-async def _send_all(
+async def send_all(
     session: aiohttp.ClientSession, url: str, count: int, concurrency: int, deadline: float
 ) -> tuple[int, int]:
     """POST ``count`` events with ``concurrency`` workers; stops early at ``deadline``."""
@@ -152,7 +152,7 @@ async def end_to_end(
     connector_pool = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector_pool, timeout=timeout) as sender:
         t0 = time.monotonic()
-        accepted, rejected = await _send_all(
+        accepted, rejected = await send_all(
             sender, connector["url"], count, concurrency, t0 + send_timeout_s
         )
         sent_at = time.monotonic()

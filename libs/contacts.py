@@ -1,7 +1,8 @@
 """The contacts repository: the one place contacts are read and written (F6, F8).
 
-The mapper writes a whole batch of events with :meth:`Contacts.apply` (one ``find``
-for the email matches, one ``bulk_write``, one ``find`` to read the contacts back);
+The mapper writes a whole batch of events with :meth:`Contacts.apply` (an
+``insert_many`` of the new numbers, a ``bulk_write`` of the rest, and finds only for
+email matches and for reading back the contacts it updated);
 the executor's update-contact and assign-owner actions use :meth:`Contacts.update_fields`
 and :meth:`Contacts.set_owner`; the config API reads with :meth:`Contacts.find` and
 :meth:`Contacts.get`.  Every Mongo call on the ``contacts`` collection lives here.
@@ -34,7 +35,7 @@ import uuid
 import zoneinfo
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from email.utils import parseaddr
 from typing import Any, Literal
 
@@ -73,6 +74,8 @@ _MAX_EMAIL_CHARS = 254
 # Ids of contacts created from an email alone: uuid5(namespace, email).
 _EMAIL_ID_NAMESPACE = uuid.UUID("5b0f7f0e-3c3e-4d53-9a43-0c6f1e7a2b11")
 _DUPLICATE_KEY = 11000
+_IN_CHUNK = 32  # values per $in query (see _find_in)
+_EPOCH = datetime.min.replace(tzinfo=UTC)
 
 
 # ---------------------------------------------------------------- the plan
@@ -200,6 +203,7 @@ class _Op:
     update: Doc
     errors: list[str]
     created: bool = False  # this write inserted the contact
+    written: Doc | None = None  # the document it inserted (no need to read it back)
     failed: str | None = None
 
 
@@ -215,9 +219,11 @@ class Contacts:
     ) -> dict[str, MappingResult]:
         """Create or update the contact of every plan; one result per event id.
 
-        Round trips: one ``find`` (email matches, only if some plan lacks a mobile),
-        one ``bulk_write``, one more only for upserts that lost a race, then the
-        contacts are read back (by mobile and by id, the two finds concurrently).
+        Round trips: a ``find`` of email matches (only if some plan lacks a mobile);
+        one ``insert_many`` of the batch's numbers (the first event of each); one
+        ``bulk_write`` of the rest (updates, email upserts, inserts that found the
+        number taken), one more only for upserts that lost a race; then the updated
+        contacts are read back.  A batch of new numbers is one call.
         """
         results: dict[str, MappingResult] = {}
         writable: list[tuple[str, Plan]] = []
@@ -248,8 +254,10 @@ class Contacts:
         """email -> id of the first-added contact with it (created_at, then id)."""
         if not emails:
             return {}
-        cursor = self.col.find({"email": {"$in": sorted(emails)}}, {"_id": 1, "email": 1})
-        rows = await cursor.sort([("created_at", ASCENDING), ("_id", ASCENDING)]).to_list(None)
+        rows = await _find_in(
+            self.col, "email", sorted(emails), {"_id": 1, "email": 1, "created_at": 1}
+        )
+        rows.sort(key=lambda row: (row.get("created_at") or _EPOCH, row["_id"]))
         first: dict[str, str] = {}
         for row in rows:
             first.setdefault(row["email"], row["_id"])
@@ -318,22 +326,22 @@ class Contacts:
             retry[index].failed = str(err.get("errmsg") or err)
 
     async def _insert_new(self, ops: list[_Op]) -> list[_Op]:
-        """Insert the first op of each mobile no contact has yet; return the ops left."""
-        mobiles = {op.filter["mobile"] for op in ops if op.kind == "mobile"}
-        if not mobiles:
-            return ops
-        rows = await self.col.find({"mobile": {"$in": sorted(mobiles)}}, {"mobile": 1}).to_list(
-            None
-        )
-        taken = {row["mobile"] for row in rows}
+        """Insert the first op of each mobile in the batch; return the ops left to write.
+
+        No read first: a failed insert is cheap (about a fifth of a successful one on
+        SecantusDB) and a batch of new contacts, the costly case, is one call.  The
+        inserts that found the number taken become updates, before the batch's other
+        ops (in event order).
+        """
         fresh: list[_Op] = []
         rest: list[_Op] = []
+        seen: set[str] = set()
         for op in ops:
             mobile = op.filter.get("mobile") if op.kind == "mobile" else None
-            if mobile is None or mobile in taken:
+            if mobile is None or mobile in seen:
                 rest.append(op)
             else:
-                taken.add(mobile)  # later ops of this mobile in the batch update it
+                seen.add(mobile)  # later ops of this mobile in the batch update it
                 fresh.append(op)
         if not fresh:
             return ops
@@ -343,28 +351,22 @@ class Contacts:
             await self.col.insert_many(docs, ordered=False)
         except BulkWriteError as exc:
             failed = {int(e["index"]) for e in exc.details.get("writeErrors", [])}
-        for index, op in enumerate(fresh):
+        for index, (op, doc) in enumerate(zip(fresh, docs, strict=True)):
             if index not in failed:
-                op.created = True
-        # A racing writer created some of them meanwhile: those become updates, in order.
+                op.created, op.written = True, doc
         return [op for i, op in enumerate(fresh) if i in failed] + rest
 
     async def _read_back(self, ops: list[_Op]) -> dict[str, Doc]:
-        """Every touched contact, keyed by ``m:<mobile>`` and ``i:<id>``.
-
-        Two ``$in`` finds side by side, not one ``$or``: SecantusDB answers an ``$or``
-        of two ``$in`` with a collection scan (2.5 s instead of 0.15 s for 250 ids).
-        """
-        mobiles = sorted({op.filter["mobile"] for op in ops if "mobile" in op.filter})
-        ids = sorted({op.filter["_id"] for op in ops if "_id" in op.filter})
-        queries: list[Doc] = []
-        if mobiles:
-            queries.append({"mobile": {"$in": mobiles}})
-        if ids:
-            queries.append({"_id": {"$in": ids}})
-        batches = await asyncio.gather(*(self.col.find(q).to_list(None) for q in queries))
+        """The contacts the batch updated, keyed by ``m:<mobile>`` and ``i:<id>`` (an
+        inserted contact is known already: it is the document that was inserted)."""
+        updated = [op for op in ops if op.written is None]
+        mobiles = sorted({op.filter["mobile"] for op in updated if "mobile" in op.filter})
+        ids = sorted({op.filter["_id"] for op in updated if "_id" in op.filter})
         found: dict[str, Doc] = {}
-        for doc in (d for batch in batches for d in batch):
+        for doc in [
+            *await _find_in(self.col, "mobile", mobiles),
+            *await _find_in(self.col, "_id", ids),
+        ]:
             found[f"i:{doc['_id']}"] = doc
             if doc.get("mobile"):
                 found[f"m:{doc['mobile']}"] = doc
@@ -375,7 +377,7 @@ class Contacts:
             return MappingResult(
                 status="error", reason=f"contact not written: {op.failed}", errors=op.errors
             )
-        doc = docs.get(
+        doc = op.written or docs.get(
             f"m:{op.filter['mobile']}" if "mobile" in op.filter else f"i:{op.filter['_id']}"
         )
         if doc is None or ("email" in op.filter and doc.get("email") != op.filter["email"]):
@@ -540,6 +542,20 @@ def _document(op: _Op) -> Doc:
         else:
             doc[key] = value
     return doc
+
+
+async def _find_in(
+    col: AsyncCollection[Doc], field: str, values: list[Any], projection: Doc | None = None
+) -> list[Doc]:
+    """Documents whose ``field`` is one of ``values``: ``$in`` finds of ``_IN_CHUNK`` values
+    each, run side by side.  SecantusDB checks each found document against the whole
+    ``$in`` list, one value after another, so one find of n values costs n² comparisons
+    (256 mobiles: 82 ms of server CPU, against 34 ms for eight finds of 32)."""
+    chunks = [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
+    found = await asyncio.gather(
+        *(col.find({field: {"$in": chunk}}, projection).to_list(None) for chunk in chunks)
+    )
+    return [doc for batch in found for doc in batch]
 
 
 async def _bulk(

@@ -172,37 +172,69 @@ def drift(structure: Structure, document: Any, *, limits: Limits = DEFAULT_LIMIT
 
     Only presence is compared, not types.  New keys are not reported in objects whose
     keys a bound cut (marked truncated), nor anything below ``limits.max_depth`` or past
-    the first ``limits.max_array_items`` items of an array.
+    the first ``limits.max_array_items`` items of an array.  To check many documents
+    against one structure, build a :class:`DriftChecker` once.
     """
-    added: dict[str, None] = {}
-    missing: dict[str, None] = {}
-    stack: list[tuple[Any, dict[str, Any] | None, Parts]] = [(document, structure.schema, ())]
-    while stack:
-        value, schema, parts = stack.pop()
-        if len(parts) >= limits.max_depth:
-            continue
-        if schema is not None and _is_unconstrained(schema):
-            continue
-        shape = _Shape.of(schema) if schema is not None else _Shape.empty()
-        if isinstance(value, dict):
-            children: list[tuple[Any, dict[str, Any] | None, Parts]] = []
-            for key, sub in value.items():
-                path = (*parts, _key(key))
-                sub_schema = shape.properties.get(key)
-                if sub_schema is not None:
-                    children.append((sub, sub_schema, path))
-                elif not (shape.open or shape.truncated):
-                    added[join(list(path))] = None
-            stack.extend(reversed(children))  # report in document order
-            for key in shape.required:
-                if key not in value:
-                    missing[join(list((*parts, key)))] = None
-        elif isinstance(value, list):
-            if shape.truncated:
+    return DriftChecker(structure, limits=limits)(document)
+
+
+class DriftChecker:
+    """:func:`drift` against one structure, for many documents (the mapper's hot path).
+
+    What a schema node says about objects and arrays (across ``anyOf`` branches) is
+    worked out the first time a document reaches that node, then kept: a later event
+    costs one walk over its own containers, not a schema analysis per value.
+    """
+
+    __slots__ = ("_limits", "_schema", "_shapes")
+
+    def __init__(self, structure: Structure, *, limits: Limits = DEFAULT_LIMITS) -> None:
+        self._schema = structure.schema  # held, so the ids keyed below stay unique
+        self._limits = limits
+        self._shapes: dict[int, _Shape | None] = {}  # id(schema node) -> None: unconstrained
+
+    def _shape(self, schema: dict[str, Any]) -> _Shape | None:
+        key = id(schema)
+        if key not in self._shapes:
+            self._shapes[key] = None if _is_unconstrained(schema) else _Shape.of(schema)
+        return self._shapes[key]
+
+    def __call__(self, document: Any) -> Drift:
+        added: dict[str, None] = {}
+        missing: dict[str, None] = {}
+        max_depth, max_items = self._limits.max_depth, self._limits.max_array_items
+        # Only containers are pushed: a scalar can neither add nor lack a field.
+        stack: list[tuple[Any, dict[str, Any] | None, Parts]] = []
+        if isinstance(document, dict | list):
+            stack.append((document, self._schema, ()))
+        while stack:
+            value, schema, parts = stack.pop()
+            if len(parts) >= max_depth:
                 continue
-            for item in reversed(value[: limits.max_array_items]):
-                stack.append((item, shape.items, (*parts, 0)))
-    return Drift(added=list(added), missing=list(missing))
+            if schema is None:
+                shape = _EMPTY_SHAPE
+            else:
+                found = self._shape(schema)
+                if found is None:
+                    continue
+                shape = found
+            if isinstance(value, dict):
+                children: list[tuple[Any, dict[str, Any] | None, Parts]] = []
+                for key, sub in value.items():
+                    sub_schema = shape.properties.get(key)
+                    if sub_schema is None and not (shape.open or shape.truncated):
+                        added[join([*parts, _key(key)])] = None
+                    elif sub_schema is not None and isinstance(sub, dict | list):
+                        children.append((sub, sub_schema, (*parts, _key(key))))
+                stack.extend(reversed(children))  # report in document order
+                for key in shape.required:
+                    if key not in value:
+                        missing[join([*parts, key])] = None
+            elif not shape.truncated:
+                for item in reversed(value[:max_items]):
+                    if isinstance(item, dict | list):
+                        stack.append((item, shape.items, (*parts, 0)))
+        return Drift(added=list(added), missing=list(missing))
 
 
 # --------------------------------------------------------------------------- inference
@@ -487,10 +519,6 @@ class _Shape:
         self.truncated = False
 
     @classmethod
-    def empty(cls) -> _Shape:
-        return cls()
-
-    @classmethod
     def of(cls, schema: Any) -> _Shape:
         shape = cls()
         stack = [schema]
@@ -520,6 +548,9 @@ class _Shape:
                 if isinstance(node.get(keyword), list):
                     stack.extend(reversed(node[keyword]))
         return shape
+
+
+_EMPTY_SHAPE = _Shape()  # no schema here: every key is new (read only)
 
 
 def _walk_fields(schema: dict[str, Any], limits: Limits) -> list[tuple[Field, Parts]]:

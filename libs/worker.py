@@ -30,6 +30,7 @@ class Backbone:
     registry: Registry
     channels: ChannelRegistry
     store: hmongo.Store
+    publisher: natsio.AckPublisher  # JetStream publish with ack, for the services' output
     subs: list[natsio.JetStreamContext.PullSubscription] = field(default_factory=list)
 
     async def ready(self) -> bool:
@@ -41,14 +42,15 @@ async def backbone(settings: Settings, name: str) -> AsyncIterator[Backbone]:
     nc = await natsio.connect(settings, name)
     mongo = hmongo.client(settings)
     js = nc.jetstream()
-    bb = Backbone(
-        settings, nc, js, Registry(), ChannelRegistry(), hmongo.Store(mongo, settings.mongo_db)
-    )
+    store = hmongo.Store(mongo, settings.mongo_db)
+    bb = Backbone(settings, nc, js, Registry(), ChannelRegistry(), store, natsio.AckPublisher(nc))
     try:
         await bb.registry.start(await natsio.provision(js, settings))
         await bb.channels.start(await ensure_channels_bucket(js, settings))
+        await bb.publisher.start()
         yield bb
     finally:
+        await bb.publisher.stop()
         await bb.registry.stop()
         await bb.channels.stop()
         await natsio.shutdown(nc, bb.subs)

@@ -116,14 +116,14 @@ class Executor:
         self,
         settings: Settings,
         metrics: ExecutorMetrics,
-        js: natsio.JetStreamContext,
+        publisher: natsio.AckPublisher,
         store: hmongo.Store,
         registry: Registry,
         actions: engine.Actions,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.js = js
+        self.publisher = publisher
         self.store = store
         self.registry = registry
         self.actions = actions
@@ -232,18 +232,18 @@ class Executor:
 
     async def _log(self, event: events.EventMapped, outcome: engine.Outcome, attempt: int) -> None:
         logged = execution_log(event, outcome, attempts=attempt)
-        await self.js.publish(
+        await self.publisher.publish(
             subjects.log(self.settings.prefix, event.connector_id),
             events.encode(logged),
-            headers=natsio.msg_id_header(f"log:{event.event_id}"),
+            msg_id=f"log:{event.event_id}",
         )
 
     async def _dead_letter(self, event: events.EventMapped, outcome: engine.Outcome) -> None:
         self.metrics.dead_lettered.labels(self.metrics.connector(event.connector_id)).inc()
-        await self.js.publish(
+        await self.publisher.publish(
             subjects.dead_letter(self.settings.prefix, event.connector_id),
             events.encode(event),
-            headers=natsio.msg_id_header(f"dlq:{event.event_id}"),
+            msg_id=f"dlq:{event.event_id}",
         )
 
 
@@ -337,7 +337,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await http.start()
         await whatsapp.start()
         actions = LiveActions(http, whatsapp, bb.channels, Contacts(bb.store), bb.store)
-        executor = Executor(settings, app[METRICS], bb.js, bb.store, bb.registry, actions)
+        executor = Executor(settings, app[METRICS], bb.publisher, bb.store, bb.registry, actions)
         app[STATE], app[BACKBONE] = executor, bb
         dry_runs = await serve_dry_runs(bb.nc, executor, settings.prefix)
         try:

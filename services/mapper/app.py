@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
 
 import msgspec
 from aiohttp import web
@@ -40,18 +41,18 @@ class Mapper:
         self,
         settings: Settings,
         metrics: MapperMetrics,
-        js: natsio.JetStreamContext,
+        publisher: natsio.AckPublisher,
         store: hmongo.Store,
         registry: Registry,
         channels: ChannelRegistry,
     ) -> None:
         self.settings = settings
         self.metrics = metrics
-        self.js = js
+        self.publisher = publisher
         self.store = store
         self.registry = registry
         self.decode = events.decoder(events.EventReceived).decode
-        self._structures: dict[str, tuple[float, structure.Structure | None]] = {}
+        self._structures: dict[str, Known] = {}
         self.channels = channels
         self.contacts = Contacts(store)
         self._agents_at: float | None = None
@@ -140,10 +141,10 @@ class Mapper:
                     drift=drift,
                     structure_learned=learned,
                 )
-                await self.js.publish(
+                await self.publisher.publish(
                     subjects.mapped(self.settings.prefix, event.connector_id),
                     events.encode(mapped),
-                    headers=natsio.msg_id_header(f"mapped:{event.event_id}"),
+                    msg_id=f"mapped:{event.event_id}",
                 )
             except Exception as exc:
                 hlog.get().warning("mapper.retry", error=repr(exc))
@@ -160,31 +161,31 @@ class Mapper:
         stale = [
             cid
             for cid in connector_ids
-            if cid not in self._structures or now - self._structures[cid][0] > STRUCTURE_TTL_S
+            if cid not in self._structures or now - self._structures[cid].at > STRUCTURE_TTL_S
         ]
         docs = await asyncio.gather(*(self.store.get_structure(cid) for cid in stale))
         for cid, doc in zip(stale, docs, strict=True):
-            self._structures[cid] = (now, structure.from_document(doc) if doc else None)
+            self._structures[cid] = Known.of(now, structure.from_document(doc) if doc else None)
 
     async def _structure(
         self, event: events.EventReceived
     ) -> tuple[bool, events.DriftReport | None]:
         """Learn the structure from the first event; flag drift on later ones."""
         cid = event.connector_id
-        known = self._structures.get(cid, (0.0, None))[1]
+        known = self._structures.get(cid)
         document = event.document()
-        if known is None:
+        if known is None or known.check is None:
             learned = structure.infer(document)
             # Cached before the insert: the batch's other events of this connector, which
             # run while this one waits, compare against it instead of inserting again.
-            self._structures[cid] = (time.monotonic(), learned)
+            self._structures[cid] = Known.of(time.monotonic(), learned)
             inserted = await self.store.insert_structure_if_absent(
                 cid, structure.to_document(learned, from_event=event.event_id)
             )
             if inserted:
                 self.metrics.structures_learned.inc()
             return inserted, None
-        found = structure.drift(known, document)
+        found = known.check(document)
         if not found:
             return False, None
         self.metrics.drift.labels(self.metrics.connector(cid)).inc()
@@ -193,6 +194,18 @@ class Mapper:
         return False, events.DriftReport(
             added=found.added, missing=found.missing, affected=affected
         )
+
+
+@dataclass(frozen=True, slots=True)
+class Known:
+    """A connector's structure as last read (None: none learned yet), with its checker."""
+
+    at: float  # monotonic time of the read
+    check: structure.DriftChecker | None
+
+    @classmethod
+    def of(cls, at: float, learned: structure.Structure | None) -> Known:
+        return cls(at, structure.DriftChecker(learned) if learned is not None else None)
 
 
 def affected_by(config: ConnectorConfig, missing: Sequence[str]) -> list[str]:
@@ -210,7 +223,7 @@ STATE = web.AppKey("state", Mapper)
 async def _resources(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     async with worker.backbone(settings, "hookline-mapper") as bb:
-        mapper = Mapper(settings, app[METRICS], bb.js, bb.store, bb.registry, bb.channels)
+        mapper = Mapper(settings, app[METRICS], bb.publisher, bb.store, bb.registry, bb.channels)
         app[STATE], app[BACKBONE] = mapper, bb
         async with worker.consuming(
             bb,
