@@ -4,7 +4,8 @@ A backlog is built first: ``count`` events are sent to a connector with field ma
 while the mapper, executor and config service are paused (SIGSTOP), so ingest's accept
 rate is measured with nothing downstream competing. Then only the mapper is resumed and
 timed until its ``mapped`` counter has grown by the number of accepted events: its drain
-rate, with SecantusDB and NATS to itself as on a host of its own. Executor and config are
+rate, sharing the machine with SecantusDB and NATS only (executor, projector and ingest
+idle), as when the mapper has a core of its own beside the database. Executor and config are
 resumed afterwards and the run waits until every event is logged, so that the next phase
 starts on an idle system.
 
@@ -16,11 +17,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -53,7 +54,9 @@ async def _mapped(session: aiohttp.ClientSession, metrics_url: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-async def _wait_until(check: Any, timeout_s: float, poll_s: float = 0.05) -> bool:
+async def _wait_until(
+    check: Callable[[], Awaitable[bool]], timeout_s: float, poll_s: float = 0.05
+) -> bool:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if await check():
@@ -86,9 +89,8 @@ async def mapper_drain(
         if not await _wait_until(known, 30):
             raise RuntimeError("ingest never learned the bench-mapper connector")
         before = await _mapped(session, metrics_url)
-        downstream = {k: pids[k] for k in ("mapper", "executor", "config") if k in pids}
-        paused = procs.Paused(downstream).__enter__()
-        try:
+        downstream: dict[str, int] = {k: pids[k] for k in ("mapper", "executor", "config")}
+        with procs.Paused(downstream) as paused:
             t0 = time.monotonic()
             accepted, _bad = await hookapi.send_all(
                 session, connector["url"], count, 50, t0 + timeout_s
@@ -96,7 +98,7 @@ async def mapper_drain(
             send_s = time.monotonic() - t0
             target = before + accepted
             meter = procs.CpuMeter({k: v for k, v in pids.items() if k in _DRAIN_PROCS})
-            os.kill(pids["mapper"], signal.SIGCONT)
+            paused.resume("mapper")
             t1 = time.monotonic()
             profilers = _profile(pids)
 
@@ -108,8 +110,6 @@ async def mapper_drain(
             cores = meter.finish(meter.stop())
             for profiler in profilers:
                 profiler.wait(60)
-        finally:
-            paused.__exit__()
     await hookapi.wait_stable(api, connector["id"], timeout_s)
     return MapperResult(
         events=count,

@@ -346,6 +346,11 @@ class Paused:
                 os.kill(pid, signal.SIGSTOP)
         return self
 
+    def resume(self, name: str) -> None:
+        """SIGCONT one of them now (the others stay paused until the end)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(self.pids[name], signal.SIGCONT)
+
     def __exit__(self, *_exc: object) -> None:
         for pid in self.pids.values():
             with contextlib.suppress(ProcessLookupError):

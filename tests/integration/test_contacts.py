@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import aiohttp
 import pytest
+from pymongo import AsyncMongoClient, monitoring
 
 from libs import mongo as hmongo
 from libs.connector import FieldMapping
@@ -180,6 +181,58 @@ async def test_two_racing_batches_create_one_contact(
     assert await store.contacts.count_documents({}) == 22
     merged = await contacts.find(mobile="+14155550199")
     assert merged[0]["attributes"] == {"a": True, "b": True}
+
+
+class Commands(monitoring.CommandListener):
+    """The commands a client sent to the contacts collection, in order."""
+
+    def __init__(self) -> None:
+        self.names: list[str] = []
+
+    def started(self, event: monitoring.CommandStartedEvent) -> None:
+        if event.command.get(event.command_name) == "contacts":
+            self.names.append(event.command_name)
+
+    def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
+        pass
+
+    def failed(self, event: monitoring.CommandFailedEvent) -> None:
+        pass
+
+
+async def test_round_trips_new_numbers_one_insert_known_ones_updated_and_read_back(
+    settings: Settings, store: hmongo.Store
+) -> None:
+    """The mapper's throughput rests on this: a batch of new numbers is one insert, not
+    a read, a write and a read back; known numbers cost a failed insert, one bulk update
+    and a read back in $in finds of at most 32 values (SecantusDB's $in is quadratic)."""
+    listener = Commands()
+    client = AsyncMongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        contacts = Contacts(hmongo.Store(client, settings.mongo_db))
+        batch = [(f"n{i}", Plan(mobile=f"+1415555{i:04d}", name=f"N{i}")) for i in range(40)]
+        created = await contacts.apply(batch, at(0))
+        assert listener.names == ["insert"]
+        assert {r.status for r in created.values()} == {"created"}
+        for result in created.values():  # the result is what was stored
+            assert result.contact is not None and result.contact_id is not None
+            stored = await contacts.get(result.contact_id)
+            assert stored is not None
+            assert result.contact == {k: stored[k] for k in result.contact}
+
+        listener.names.clear()
+        again = [(f"a{i}", Plan(mobile=f"+1415555{i:04d}", attributes={"v": i})) for i in range(40)]
+        updated = await contacts.apply([*again, ("new", Plan(mobile="+14155559999"))], at(1))
+        assert listener.names == ["insert", "update", "find", "find"]
+        assert updated["new"].status == "created"
+        for i in range(40):
+            result = updated[f"a{i}"]
+            assert result.status == "updated"
+            assert result.contact_id == created[f"n{i}"].contact_id
+            assert result.contact is not None
+            assert (result.contact["name"], result.contact["attributes"]) == (f"N{i}", {"v": i})
+    finally:
+        await client.close()
 
 
 async def test_subscriber_attributes_merge(contacts: Contacts) -> None:

@@ -19,6 +19,7 @@ from libs.structure import (
     DRAFT_2020_12,
     TRUNCATED_KEYWORD,
     Drift,
+    DriftChecker,
     Field,
     Limits,
     Structure,
@@ -407,6 +408,34 @@ def test_drift(first: Any, later: Any, added: list[str], missing: list[str]) -> 
     result = drift(infer(first), later)
     assert result == Drift(added=added, missing=missing)
     assert bool(result) is bool(added or missing)
+
+
+def test_one_drift_checker_serves_many_documents() -> None:
+    """The checker keeps what it learned about schema nodes, never about documents: the
+    table's cases run through one checker per structure, in both orders, agree with a
+    fresh check each time."""
+    for first, later, added, missing in (case.values for case in DRIFT):
+        check = DriftChecker(infer(first))
+        for document in (later, first, later, {"unrelated": [1, {"x": 2}]}, later):
+            expected = Drift(added=added, missing=missing) if document is later else None
+            result = check(document)
+            assert result == drift(infer(first), document)
+            if expected is not None:
+                assert result == expected
+
+
+@needs_payloads
+def test_drift_checker_across_real_payloads() -> None:
+    """Each GitHub payload's structure checked against every other payload, reusing one
+    checker per structure: no drift against itself, and the same answer as a fresh one."""
+    documents = [msgspec.json.decode(p.read_bytes()) for p in PAYLOADS]
+    structures = [infer(d) for d in documents[:12]]
+    for struct, own in zip(structures, documents, strict=False):
+        check = DriftChecker(struct)
+        assert not check(own)
+        for other in documents:
+            assert check(other) == drift(struct, other)
+        assert not check(own)
 
 
 def test_drift_ignores_optional_fields_and_nulls() -> None:
