@@ -26,6 +26,9 @@ MAPPING: dict[str, Any] = {
     "name": "body.customer.name",
     "channel": "bench-web",
 }
+# The subscriber attribute the mapper phase maps (the visit number: known contacts
+# either bring the value they hold already or a new one).
+VISIT_ATTRIBUTE: dict[str, Any] = {"name": "visit", "type": "number"}
 BENCH_CHANNEL: dict[str, Any] = {
     "type": "http",
     "id": "bench-web",
@@ -63,6 +66,9 @@ class Api:
 
     async def create_channel(self, channel: dict[str, Any]) -> None:
         await self._call("POST", "/channels", channel)
+
+    async def create_attribute(self, attribute: dict[str, Any]) -> None:
+        await self._call("POST", "/attributes", attribute)
 
     async def stats(self, connector_id: str) -> dict[str, Any]:
         data: dict[str, Any] = await self._call("GET", f"/connectors/{connector_id}/stats")
@@ -109,19 +115,27 @@ class E2EResult:
 
 
 async def send_all(
-    session: aiohttp.ClientSession, url: str, count: int, concurrency: int, deadline: float
+    session: aiohttp.ClientSession,
+    url: str,
+    count: int,
+    concurrency: int,
+    deadline: float,
+    *,
+    first_n: int = 0,
+    query: str = "",
 ) -> tuple[int, int]:
-    """POST ``count`` events with ``concurrency`` workers; stops early at ``deadline``."""
+    """POST ``count`` events (``?n=first_n`` and up, then ``query``) with ``concurrency``
+    workers; stops early at ``deadline``."""
     next_index = 0
     ok = bad = 0
 
     async def worker() -> None:
         nonlocal next_index, ok, bad
         while next_index < count and time.monotonic() < deadline:
-            i = next_index
+            n = first_n + next_index
             next_index += 1
             try:
-                async with session.post(f"{url}?n={i}", data=ORDER, headers=_JSON) as resp:
+                async with session.post(f"{url}?n={n}{query}", data=ORDER, headers=_JSON) as resp:
                     await resp.read()
                     if 200 <= resp.status < 300:
                         ok += 1

@@ -1,5 +1,10 @@
 """The mapper on its own with field mapping on: can it keep up with ingest?
 
+Run three times over the same numbers: every event creates its contact (``new``); every
+event finds its contact holding the event's values already (``unchanged``: a returning
+customer, same data); every event brings its contact a new value (``changed``: the visit
+number), which is an update per event.
+
 A backlog is built first: ``count`` events are sent to a connector with field mapping
 while the mapper, executor and config service are paused (SIGSTOP), so ingest's accept
 rate is measured with nothing downstream competing. Then only the mapper is resumed and
@@ -30,6 +35,7 @@ import aiohttp
 
 from bench import hookapi, procs
 
+FIRST_N = 1_000_000  # numbers no earlier phase of the bench used
 _MAPPED = re.compile(r'^hookline_mapper_messages_total\{outcome="mapped"\} (\S+)$', re.M)
 
 
@@ -71,11 +77,14 @@ async def mapper_drain(
     pids: dict[str, int],
     count: int,
     *,
+    first_n: int = FIRST_N,
+    visit: int = 1,
     timeout_s: float = 300,
 ) -> MapperResult:
-    connector = await api.create_connector(
-        "bench-mapper", [hookapi.FILTER_STEP], mapping=hookapi.MAPPING
-    )
+    """One drain of ``count`` events carrying the numbers of ``?n=first_n`` and up and
+    ``?visit=visit``, mapped onto the contact's ``visit`` attribute."""
+    mapping = {**hookapi.MAPPING, "attributes": {"visit": "custom_variables.visit"}}
+    connector = await api.create_connector("bench-mapper", [hookapi.FILTER_STEP], mapping=mapping)
     metrics_url = f"http://127.0.0.1:{system.ports['HOOKLINE_MAPPER_PORT']}/metrics"
     timeout = aiohttp.ClientTimeout(total=30)
     pool = aiohttp.TCPConnector(limit=50)
@@ -93,7 +102,13 @@ async def mapper_drain(
         with procs.Paused(downstream) as paused:
             t0 = time.monotonic()
             accepted, _bad = await hookapi.send_all(
-                session, connector["url"], count, 50, t0 + timeout_s
+                session,
+                connector["url"],
+                count,
+                50,
+                t0 + timeout_s,
+                first_n=first_n,
+                query=f"&visit={visit}",
             )
             send_s = time.monotonic() - t0
             target = before + accepted
@@ -130,6 +145,18 @@ async def mapper_drain(
 _DRAIN_PROCS = ("mapper", "secantusd-py", "nats-server")
 
 
+async def new_then_known(
+    system: procs.Hookline, api: hookapi.Api, pids: dict[str, int], count: int
+) -> dict[str, MapperResult]:
+    """The three drains: contacts created, found unchanged, then changed."""
+    await api.create_attribute(hookapi.VISIT_ATTRIBUTE)
+    return {
+        "new": await mapper_drain(system, api, pids, count, visit=1),
+        "unchanged": await mapper_drain(system, api, pids, count, visit=1),
+        "changed": await mapper_drain(system, api, pids, count, visit=2),
+    }
+
+
 def _profile(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
     """With ``BENCH_PROFILE_DIR`` set, py-spy (installed by hand) samples the mapper and
     SecantusDB for the first seconds of the drain: where a developer looks next."""
@@ -151,18 +178,19 @@ def main() -> int:
         system = procs.start_hookline(Path(tmp))
         try:
 
-            async def run() -> MapperResult:
+            async def run() -> dict[str, MapperResult]:
                 pids = procs.process_tree(system.popen.pid)
                 async with aiohttp.ClientSession() as session:
                     api = hookapi.Api(session, system.api, system.token)
                     await api.create_channel(hookapi.BENCH_CHANNEL)
-                    return await mapper_drain(system, api, pids, count)
+                    return await new_then_known(system, api, pids, count)
 
             result = asyncio.run(run())
         finally:
             system.stop()
-    print(result.to_dict())
-    return 0 if result.complete else 1
+    for kind, drain in result.items():
+        print(kind, drain.to_dict())
+    return 0 if all(drain.complete for drain in result.values()) else 1
 
 
 if __name__ == "__main__":

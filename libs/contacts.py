@@ -46,7 +46,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
 from libs import events
-from libs.events import MappingResult
+from libs.events import MappingResult, MappingStatus
 from libs.mongo import Doc, Store
 
 __all__ = [
@@ -74,6 +74,7 @@ _MAX_EMAIL_CHARS = 254
 # Ids of contacts created from an email alone: uuid5(namespace, email).
 _EMAIL_ID_NAMESPACE = uuid.UUID("5b0f7f0e-3c3e-4d53-9a43-0c6f1e7a2b11")
 _DUPLICATE_KEY = 11000
+_ABSENT = object()  # a field the contact does not have
 _IN_CHUNK = 32  # values per $in query (see _find_in)
 _EPOCH = datetime.min.replace(tzinfo=UTC)
 
@@ -195,16 +196,24 @@ _Kind = Literal["mobile", "email_known", "email_new", "email_batch"]
 
 @dataclass
 class _Op:
-    """One planned write and how to read its outcome."""
+    """One planned write, and what became of it."""
 
     event_id: str
     kind: _Kind
     filter: Doc
     update: Doc
     errors: list[str]
-    created: bool = False  # this write inserted the contact
-    written: Doc | None = None  # the document it inserted (no need to read it back)
+    created: bool = False  # this op inserted the contact
+    changed: bool = False  # this op wrote fields that differed
+    after: Doc | None = None  # the contact as this op left it
+    found: bool = False  # the contact existed before this op (per the batch's read)
     failed: str | None = None
+
+    def key(self) -> str:
+        """The contact's key in a batch's state: ``m:<mobile>`` or ``i:<id>``."""
+        return (
+            f"m:{self.filter['mobile']}" if "mobile" in self.filter else f"i:{self.filter['_id']}"
+        )
 
 
 class Contacts:
@@ -220,10 +229,15 @@ class Contacts:
         """Create or update the contact of every plan; one result per event id.
 
         Round trips: a ``find`` of email matches (only if some plan lacks a mobile);
-        one ``insert_many`` of the batch's numbers (the first event of each); one
-        ``bulk_write`` of the rest (updates, email upserts, inserts that found the
-        number taken), one more only for upserts that lost a race; then the updated
-        contacts are read back.  A batch of new numbers is one call.
+        one ``insert_many`` of the batch's numbers (the first event of each); finds of
+        the other contacts the batch touches; one ``bulk_write`` of the changes, and one
+        more only for upserts that lost a race.  A batch of new numbers is one call,
+        and an event that brings its contact nothing new writes nothing (``unchanged``;
+        on SecantusDB an update costs three inserts).
+
+        The contact in a result is the one read plus this event's fields (and those of
+        the batch's earlier events for it), not read back after the write: a write by
+        another batch in between is in the database but not in this event's copy.
         """
         results: dict[str, MappingResult] = {}
         writable: list[tuple[str, Plan]] = []
@@ -243,11 +257,18 @@ class Contacts:
             {p.email for _, p in writable if p.mobile is None and p.email is not None}
         )
         ops = self._plan_ops(writable, known, now)
-        await self._write(ops)
-
-        docs = await self._read_back(ops)
+        state: dict[str, Doc] = {}  # contact key -> the contact as the batch left it so far
+        rest = await self._insert_new(ops, state)
+        state |= await self._read([op for op in rest if op.key() not in state])
+        writes = [op for op in rest if _settle(op, state)]
+        await self._write(writes)
+        stale = [op for op in writes if op.failed is None and op.after is None]
+        if stale:  # raced with another writer: read what it left
+            docs = await self._read(stale)
+            for op in stale:
+                op.after = docs.get(op.key())
         for op in ops:
-            results[op.event_id] = self._result(op, docs)
+            results[op.event_id] = _result(op)
         return results
 
     async def _first_by_email(self, emails: set[str]) -> dict[str, str]:
@@ -301,23 +322,24 @@ class Contacts:
         return ops
 
     async def _write(self, ops: list[_Op]) -> None:
-        """New mobiles first with one ``insert_many`` (a document store's fast path, several
-        times a bulk upsert on SecantusDB), then one unordered bulk write of the rest;
-        inserts and upserts that lost a race are retried as updates."""
-        ops = await self._insert_new(ops)
+        """One unordered bulk write of the ops that change something; upserts that lost
+        a race are retried as updates.  Sets ``after`` where the outcome is certain."""
         if not ops:
             return
-        requests = [UpdateOne(op.filter, op.update, upsert=op.kind != "email_batch") for op in ops]
-        upserted, write_errors = await _bulk(self.col, requests)
-        for index in upserted:
-            ops[index].created = True
+        upserted, write_errors = await _bulk(self.col, [_request(op) for op in ops])
         retry: list[_Op] = []
-        for index, err in write_errors.items():
-            op = ops[index]
-            if err.get("code") == _DUPLICATE_KEY and op.kind != "email_batch":
-                retry.append(op)  # lost an upsert race
-            else:
-                op.failed = str(err.get("errmsg") or err)
+        for index, op in enumerate(ops):
+            err = write_errors.get(index)
+            if err is not None:
+                if err.get("code") == _DUPLICATE_KEY and op.kind != "email_batch":
+                    retry.append(op)  # lost an upsert race
+                else:
+                    op.failed = str(err.get("errmsg") or err)
+                op.after = None
+            elif (index in upserted) != (not op.found):
+                op.after = None  # created or deleted by another writer meanwhile
+            elif index in upserted:
+                op.created = True
         if not retry:
             return
         # The racing writer inserted the contact: now it matches, update it in place.
@@ -325,7 +347,7 @@ class Contacts:
         for index, err in (await _bulk(self.col, again))[1].items():
             retry[index].failed = str(err.get("errmsg") or err)
 
-    async def _insert_new(self, ops: list[_Op]) -> list[_Op]:
+    async def _insert_new(self, ops: list[_Op], state: dict[str, Doc]) -> list[_Op]:
         """Insert the first op of each mobile in the batch; return the ops left to write.
 
         No read first: a failed insert is cheap (about a fifth of a successful one on
@@ -353,49 +375,22 @@ class Contacts:
             failed = {int(e["index"]) for e in exc.details.get("writeErrors", [])}
         for index, (op, doc) in enumerate(zip(fresh, docs, strict=True)):
             if index not in failed:
-                op.created, op.written = True, doc
+                op.created, op.changed, op.after = True, True, doc
+                state[op.key()] = state[f"i:{doc['_id']}"] = doc
         return [op for i, op in enumerate(fresh) if i in failed] + rest
 
-    async def _read_back(self, ops: list[_Op]) -> dict[str, Doc]:
-        """The contacts the batch updated, keyed by ``m:<mobile>`` and ``i:<id>`` (an
-        inserted contact is known already: it is the document that was inserted)."""
-        updated = [op for op in ops if op.written is None]
-        mobiles = sorted({op.filter["mobile"] for op in updated if "mobile" in op.filter})
-        ids = sorted({op.filter["_id"] for op in updated if "_id" in op.filter})
+    async def _read(self, ops: list[_Op]) -> dict[str, Doc]:
+        """The contacts these ops touch as stored now, keyed by ``m:<mobile>`` and
+        ``i:<id>``: ``$in`` finds by number and by id."""
+        mobiles = sorted({op.filter["mobile"] for op in ops if "mobile" in op.filter})
+        ids = sorted({op.filter["_id"] for op in ops if "_id" in op.filter})
         found: dict[str, Doc] = {}
-        for doc in [
-            *await _find_in(self.col, "mobile", mobiles),
-            *await _find_in(self.col, "_id", ids),
-        ]:
+        by_mobile = await _find_in(self.col, "mobile", mobiles)
+        for doc in [*by_mobile, *await _find_in(self.col, "_id", ids)]:
             found[f"i:{doc['_id']}"] = doc
             if doc.get("mobile"):
                 found[f"m:{doc['mobile']}"] = doc
         return found
-
-    def _result(self, op: _Op, docs: dict[str, Doc]) -> MappingResult:
-        if op.failed is not None:
-            return MappingResult(
-                status="error", reason=f"contact not written: {op.failed}", errors=op.errors
-            )
-        doc = op.written or docs.get(
-            f"m:{op.filter['mobile']}" if "mobile" in op.filter else f"i:{op.filter['_id']}"
-        )
-        if doc is None or ("email" in op.filter and doc.get("email") != op.filter["email"]):
-            # e.g. the email-derived id is taken by a contact whose email was changed since
-            return MappingResult(
-                status="error", reason="contact not written: no contact matched", errors=op.errors
-            )
-        if op.kind == "mobile":
-            status: Literal["created", "updated", "matched_email"] = (
-                "created" if op.created else "updated"
-            )
-        elif op.kind == "email_new" and op.created:
-            status = "created"
-        else:
-            status = "matched_email"
-        return MappingResult(
-            status=status, contact_id=doc["_id"], contact=to_contact(doc), errors=op.errors
-        )
 
     # ------------------------------------------------------------ reads
 
@@ -474,6 +469,105 @@ class Contacts:
 
 
 # ---------------------------------------------------------------- helpers
+
+
+def _settle(op: _Op, state: dict[str, Doc]) -> bool:
+    """Work out ``op`` against the batch's state of its contact; whether it must write.
+
+    An op whose fields the contact holds already changes nothing and writes nothing.
+    The state is advanced, so the batch's later events for a contact see this one.
+    """
+    key = op.key()
+    before = state.get(key)
+    if before is not None and "email" in op.filter and before.get("email") != op.filter["email"]:
+        # the email-derived id is taken by a contact whose email was changed since
+        op.failed = "no contact matched"
+        return False
+    if before is None:
+        if op.kind == "email_batch":  # its number's contact was not written
+            op.failed = "no contact matched"
+            return False
+        after = _document(op)  # what the upsert creates
+    else:
+        op.found = True
+        sets = {k: v for k, v in op.update["$set"].items() if k != "updated_at"}
+        if all(_same(_get(before, k), v) for k, v in sets.items()):
+            op.after = before
+            return False
+        after = _with(before, op.update["$set"])
+    op.changed, op.after = True, after
+    state[key] = state[f"i:{after['_id']}"] = after
+    if after.get("mobile"):
+        state[f"m:{after['mobile']}"] = after
+    return True
+
+
+def _request(op: _Op) -> UpdateOne:
+    """The write of an op that changes its contact.  A contact the batch read is updated
+    by ``_id`` (a fifth cheaper on SecantusDB than by number) and re-created should it
+    have been deleted since the read; others are upserted by the op's own filter."""
+    if op.after is None or not op.found:
+        return UpdateOne(op.filter, op.update, upsert=op.kind != "email_batch")
+    identity = {**op.update.get("$setOnInsert", {}), **op.filter}
+    identity.pop("_id", None)
+    update = {"$set": op.update["$set"], "$setOnInsert": identity}
+    return UpdateOne({"_id": op.after["_id"]}, update, upsert=op.kind != "email_batch")
+
+
+def _result(op: _Op) -> MappingResult:
+    if op.failed is not None:
+        return MappingResult(
+            status="error", reason=f"contact not written: {op.failed}", errors=op.errors
+        )
+    doc = op.after
+    if doc is None:
+        return MappingResult(
+            status="error", reason="contact not written: no contact matched", errors=op.errors
+        )
+    status: MappingStatus
+    if op.kind == "mobile":
+        status = "created" if op.created else "updated" if op.changed else "unchanged"
+    elif op.kind == "email_new" and op.created:
+        status = "created"
+    else:
+        status = "matched_email"
+    return MappingResult(
+        status=status, contact_id=doc["_id"], contact=to_contact(doc), errors=op.errors
+    )
+
+
+def _get(doc: Doc, key: str) -> Any:
+    """The value at a ``$set`` key (``attributes.city``); a sentinel when absent."""
+    head, _, tail = key.partition(".")
+    value = doc.get(head, _ABSENT)
+    if tail:
+        return value.get(tail, _ABSENT) if isinstance(value, dict) else _ABSENT
+    return value
+
+
+def _with(doc: Doc, sets: Doc) -> Doc:
+    """``doc`` after a ``$set`` of ``sets`` (dotted keys one level deep, as written here)."""
+    out = dict(doc)
+    for key, value in sets.items():
+        head, _, tail = key.partition(".")
+        if tail:
+            sub = out.get(head)
+            out[head] = {**(sub if isinstance(sub, dict) else {}), tail: value}
+        else:
+            out[key] = value
+    return out
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Equal and of the same types all the way down (``1``, ``1.0`` and ``True`` differ
+    as stored values)."""
+    if type(a) is not type(b):
+        return False
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, list):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b, strict=True))
+    return bool(a == b)
 
 
 def _fields(plan: Plan, now: datetime, errors: list[str]) -> Doc:

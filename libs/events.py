@@ -86,7 +86,9 @@ class EventReceived(Envelope, tag="event.received.v1", frozen=True):
         }
 
 
-MappingStatus = Literal["created", "updated", "matched_email", "skipped", "error", "disabled"]
+MappingStatus = Literal[
+    "created", "updated", "unchanged", "matched_email", "skipped", "error", "disabled"
+]
 
 
 class MappingResult(msgspec.Struct, frozen=True, kw_only=True):

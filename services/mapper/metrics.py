@@ -19,7 +19,7 @@ class MapperMetrics(BaseMetrics):
         )
         self.mappings = Counter(
             "hookline_mapper_mappings_total",
-            "Field mapping results (created, updated, matched_email, skipped, error).",
+            "Field mapping results (created, updated, unchanged, matched_email, skipped, error).",
             ["result"],
             registry=r,
         )

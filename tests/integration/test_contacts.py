@@ -200,12 +200,13 @@ class Commands(monitoring.CommandListener):
         pass
 
 
-async def test_round_trips_new_numbers_one_insert_known_ones_updated_and_read_back(
+async def test_round_trips_new_numbers_one_insert_known_ones_read_then_changes_written(
     settings: Settings, store: hmongo.Store
 ) -> None:
-    """The mapper's throughput rests on this: a batch of new numbers is one insert, not
-    a read, a write and a read back; known numbers cost a failed insert, one bulk update
-    and a read back in $in finds of at most 32 values (SecantusDB's $in is quadratic)."""
+    """The mapper's throughput rests on this: a batch of new numbers is one insert, not a
+    read, a write and a read back; known numbers cost a failed insert and a read in $in
+    finds of at most 32 values (SecantusDB's $in is quadratic), then one bulk update of
+    the contacts that change; an event that brings nothing new writes nothing."""
     listener = Commands()
     client = AsyncMongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
     try:
@@ -220,17 +221,37 @@ async def test_round_trips_new_numbers_one_insert_known_ones_updated_and_read_ba
             assert stored is not None
             assert result.contact == {k: stored[k] for k in result.contact}
 
+        def again(tag: str) -> list[tuple[str, Plan]]:
+            # numbers 0-19 get attribute v, 20-39 bring what their contact has already
+            return [
+                (
+                    f"{tag}{i}",
+                    Plan(mobile=f"+1415555{i:04d}", attributes={"v": i} if i < 20 else {}),
+                )
+                for i in range(40)
+            ]
+
         listener.names.clear()
-        again = [(f"a{i}", Plan(mobile=f"+1415555{i:04d}", attributes={"v": i})) for i in range(40)]
-        updated = await contacts.apply([*again, ("new", Plan(mobile="+14155559999"))], at(1))
-        assert listener.names == ["insert", "update", "find", "find"]
-        assert updated["new"].status == "created"
+        second = await contacts.apply([*again("a"), ("new", Plan(mobile="+14155559999"))], at(1))
+        assert listener.names == ["insert", "find", "find", "update"]
+        assert second["new"].status == "created"
         for i in range(40):
-            result = updated[f"a{i}"]
-            assert result.status == "updated"
+            result = second[f"a{i}"]
+            assert result.status == ("updated" if i < 20 else "unchanged")
             assert result.contact_id == created[f"n{i}"].contact_id
             assert result.contact is not None
-            assert (result.contact["name"], result.contact["attributes"]) == (f"N{i}", {"v": i})
+            assert result.contact["name"] == f"N{i}"
+            assert result.contact["attributes"] == ({"v": i} if i < 20 else {})
+
+        listener.names.clear()
+        third = await contacts.apply(again("b"), at(2))
+        assert listener.names == ["insert", "find", "find"]
+        assert {r.status for r in third.values()} == {"unchanged"}
+        changed = await store.contacts.find({"updated_at": at(1)}, {"mobile": 1}).to_list(None)
+        assert sorted(d["mobile"] for d in changed) == [
+            *(f"+1415555{i:04d}" for i in range(20)),
+            "+14155559999",  # created then
+        ]
     finally:
         await client.close()
 
