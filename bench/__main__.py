@@ -111,8 +111,12 @@ async def hookline_phase(
         print(f"· end to end with field mapping: {events} events, one contact each …", flush=True)
         await api.create_channel(hookapi.BENCH_CHANNEL)
         mapped = await hookapi.end_to_end(api, events, mapping=hookapi.MAPPING)
-        print(f"· mapper alone: a backlog of {events} mapped events, then drained …", flush=True)
-        drain = await mapper.mapper_drain(system, api, pids, events)
+        print(
+            f"· mapper alone: backlogs of {events} mapped events (new, unchanged, changed"
+            " contacts), each drained …",
+            flush=True,
+        )
+        drained = await mapper.drains(system, api, pids, events)
         print(f"· wrk on Hookline ingest ({WARMUP_S}s warm-up + {duration_s}s) …", flush=True)
         result, cores = await asyncio.to_thread(measure, wrk, ingest["url"], duration_s, lua, pids)
         stats = await api.stats(ingest["id"])
@@ -135,7 +139,7 @@ async def hookline_phase(
         "alone_cores": alone_cores,
         "e2e": e2e,
         "e2e_mapping": mapped,
-        "mapper": drain,
+        "mapper": drained,
         "e2e_cores": e2e_cores,
         "e2e_cpu_ms_per_event": cpu_ms_per_event,
         "ingest_stats": stats,
@@ -188,14 +192,14 @@ def report(out: dict[str, Any]) -> None:
         f"  with mapping   {em['events_per_s']:,.0f} events/s  (a contact upserted per event;"
         f" ingest accepted {em['ingest_per_s']:,.0f}/s while sending){state}"
     )
-    md = out["mapper"]
-    state = "" if md["complete"] else "  (INCOMPLETE)"
-    print(
-        f"  mapper alone   {md['mapper_per_s']:,.0f} events/s draining {md['accepted']} mapped"
-        f" events (ingest accepted them at {md['ingest_per_s']:,.0f}/s with downstream paused;"
-        f" CPU per event: mapper {md['cpu_ms_per_event'].get('mapper', 0):.2f} ms,"
-        f" SecantusDB {md['cpu_ms_per_event'].get('secantusd-py', 0):.2f} ms){state}"
-    )
+    for kind, md in out["mapper"].items():
+        state = "" if md["complete"] else "  (INCOMPLETE)"
+        cpu_ms = md["cpu_ms_per_event"]
+        print(
+            f"  mapper alone   {md['mapper_per_s']:,.0f} events/s, {kind} contacts (CPU per"
+            f" event: mapper {cpu_ms.get('mapper', 0):.2f} ms, SecantusDB"
+            f" {cpu_ms.get('secantusd-py', 0):.2f} ms){state}"
+        )
     per_event = out["e2e_cpu_ms_per_event"]
     listed = ", ".join(f"{k} {v:.2f}" for k, v in per_event.items())
     print(f"  CPU per event: {sum(per_event.values()):.2f} ms ({listed})")
@@ -217,12 +221,12 @@ def report(out: dict[str, Any]) -> None:
         f" p99 {hook['p99_ms']:.2f} ms: {_met(t['p99_met'])};"
         f" non-2xx {hook['non_2xx_3xx']}: {_met(hook['non_2xx_3xx'] == 0)})"
     )
-    m = out["mapper_target"]
-    print(
-        f"  mapper: drains >= the ingest rate above ({hook['requests_per_s']:,.0f}/s)"
-        f" -> {_met(m['met'])} ({m['ratio']:.2f}x; {m['ratio_alone']:.2f}x ingest's own"
-        " accept rate with downstream paused)"
-    )
+    for kind, m in out["mapper_target"].items():
+        print(
+            f"  mapper, {kind} contacts: drains >= the ingest rate above"
+            f" ({hook['requests_per_s']:,.0f}/s) -> {_met(m['met'])} ({m['ratio']:.2f}x;"
+            f" {m['ratio_alone']:.2f}x ingest's own accept rate with downstream paused)"
+        )
     print(f"\n  written to {RESULTS}")
 
 
@@ -277,8 +281,8 @@ def results(
             "ingest_alone": hook["alone_cores"],
         },
         "ingest_connector_stats": hook["ingest_stats"],
-        "mapper": hook["mapper"].to_dict(),
-        "mapper_target": mapper_target(hook["mapper"], result),
+        "mapper": {kind: d.to_dict() for kind, d in hook["mapper"].items()},
+        "mapper_target": {kind: mapper_target(d, result) for kind, d in hook["mapper"].items()},
         "target": {
             "ratio_min": TARGET_RATIO,
             "p99_max_ms": TARGET_P99_MS,

@@ -79,6 +79,7 @@ async def mapper_drain(
     *,
     first_n: int = FIRST_N,
     visit: int = 1,
+    label: str = "drain",
     timeout_s: float = 300,
 ) -> MapperResult:
     """One drain of ``count`` events carrying the numbers of ``?n=first_n`` and up and
@@ -115,7 +116,7 @@ async def mapper_drain(
             meter = procs.CpuMeter({k: v for k, v in pids.items() if k in _DRAIN_PROCS})
             paused.resume("mapper")
             t1 = time.monotonic()
-            profilers = _profile(pids)
+            profilers = _profile(pids, label)
 
             async def drained() -> bool:
                 return await _mapped(session, metrics_url) >= target
@@ -145,19 +146,18 @@ async def mapper_drain(
 _DRAIN_PROCS = ("mapper", "secantusd-py", "nats-server")
 
 
-async def new_then_known(
+async def drains(
     system: procs.Hookline, api: hookapi.Api, pids: dict[str, int], count: int
 ) -> dict[str, MapperResult]:
     """The three drains: contacts created, found unchanged, then changed."""
     await api.create_attribute(hookapi.VISIT_ATTRIBUTE)
-    return {
-        "new": await mapper_drain(system, api, pids, count, visit=1),
-        "unchanged": await mapper_drain(system, api, pids, count, visit=1),
-        "changed": await mapper_drain(system, api, pids, count, visit=2),
+    return {  # in this order: each drain leaves the contacts the next one expects
+        kind: await mapper_drain(system, api, pids, count, visit=visit, label=kind)
+        for kind, visit in (("new", 1), ("unchanged", 1), ("changed", 2))
     }
 
 
-def _profile(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
+def _profile(pids: dict[str, int], label: str) -> list[subprocess.Popen[bytes]]:
     """With ``BENCH_PROFILE_DIR`` set, py-spy (installed by hand) samples the mapper and
     SecantusDB for the first seconds of the drain: where a developer looks next."""
     out = os.environ.get("BENCH_PROFILE_DIR")
@@ -167,7 +167,7 @@ def _profile(pids: dict[str, int]) -> list[subprocess.Popen[bytes]]:
     procs_ = []
     for name in ("mapper", "secantusd-py"):
         argv = ["py-spy", "record", "--nonblocking", "-d", seconds, "-f", "raw"]
-        argv += ["-p", str(pids[name]), "-o", str(Path(out) / f"{name}.txt")]
+        argv += ["-p", str(pids[name]), "-o", str(Path(out) / f"{name}-{label}.txt")]
         procs_.append(subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL))
     return procs_
 
@@ -183,7 +183,7 @@ def main() -> int:
                 async with aiohttp.ClientSession() as session:
                     api = hookapi.Api(session, system.api, system.token)
                     await api.create_channel(hookapi.BENCH_CHANNEL)
-                    return await new_then_known(system, api, pids, count)
+                    return await drains(system, api, pids, count)
 
             result = asyncio.run(run())
         finally:
