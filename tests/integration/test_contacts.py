@@ -245,8 +245,13 @@ async def test_round_trips_new_numbers_one_insert_known_ones_read_then_changes_w
 
         listener.names.clear()
         third = await contacts.apply(again("b"), at(2))
-        assert listener.names == ["insert", "find", "find"]
+        assert listener.names == ["find", "find"]  # it remembers these numbers are stored
         assert {r.status for r in third.values()} == {"unchanged"}
+
+        listener.names.clear()  # a process that has not seen them tries the insert first
+        cold = await Contacts(hmongo.Store(client, settings.mongo_db)).apply(again("c"), at(2))
+        assert listener.names == ["insert", "find", "find"]
+        assert {r.status for r in cold.values()} == {"unchanged"}
         changed = await store.contacts.find({"updated_at": at(1)}, {"mobile": 1}).to_list(None)
         assert sorted(d["mobile"] for d in changed) == [
             *(f"+1415555{i:04d}" for i in range(20)),
@@ -254,6 +259,18 @@ async def test_round_trips_new_numbers_one_insert_known_ones_read_then_changes_w
         ]
     finally:
         await client.close()
+
+
+async def test_a_remembered_number_whose_contact_was_deleted_is_created_again(
+    contacts: Contacts, store: hmongo.Store
+) -> None:
+    first = await contacts.apply([("e1", Plan(mobile="+14155550100", name="Ann"))], at(0))
+    await store.contacts.delete_many({})  # the repository still thinks the number is stored
+    again = await contacts.apply([("e2", Plan(mobile="+14155550100", name="Ann"))], at(1))
+    assert again["e2"].status == "created"
+    assert again["e2"].contact_id != first["e1"].contact_id
+    stored = await contacts.find(mobile="+14155550100")
+    assert [(c["id"], c["name"]) for c in stored] == [(again["e2"].contact_id, "Ann")]
 
 
 async def test_subscriber_attributes_merge(contacts: Contacts) -> None:
