@@ -14,6 +14,8 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from libs.structure import TypeChange
+
 _ID_PREFIX = os.urandom(8).hex()  # per process; re-drawn in forked children below
 _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
 
@@ -102,6 +104,7 @@ class MappingResult(msgspec.Struct, frozen=True, kw_only=True):
 class DriftReport(msgspec.Struct, frozen=True, kw_only=True):
     added: list[str] = msgspec.field(default_factory=list)
     missing: list[str] = msgspec.field(default_factory=list)
+    changed: list[TypeChange] = msgspec.field(default_factory=list)  # retyped values
     affected: list[str] = msgspec.field(default_factory=list)  # mappings/steps hit
 
 

@@ -133,12 +133,21 @@ class Structure(msgspec.Struct):
     truncated: bool = False  # a bound cut something (see Limits)
 
 
+class TypeChange(msgspec.Struct, frozen=True):
+    """A field whose value is of a JSON type its schema does not admit."""
+
+    path: str
+    expected: str  # the admitted types, as in Field.type: "number", "string|null"
+    actual: str  # the JSON type of the event's value
+
+
 class Drift(msgspec.Struct, frozen=True):
     added: list[str]  # paths in the document the structure lacks (top-most only)
     missing: list[str]  # required paths of the structure the document lacks (top-most only)
+    changed: list[TypeChange] = msgspec.field(default_factory=list)  # not descended into
 
     def __bool__(self) -> bool:
-        return bool(self.added or self.missing)
+        return bool(self.added or self.missing or self.changed)
 
 
 # --------------------------------------------------------------------------- public API
@@ -168,12 +177,15 @@ def fields_of(
 
 
 def drift(structure: Structure, document: Any, *, limits: Limits = DEFAULT_LIMITS) -> Drift:
-    """New and missing fields of ``document`` compared with ``structure``.
+    """New, missing and retyped fields of ``document`` compared with ``structure``.
 
-    Only presence is compared, not types.  New keys are not reported in objects whose
-    keys a bound cut (marked truncated), nor anything below ``limits.max_depth`` or past
-    the first ``limits.max_array_items`` items of an array.  To check many documents
-    against one structure, build a :class:`DriftChecker` once.
+    A value of a type its schema does not admit is a type change (an integer where a
+    number is expected is not; nor is a whole float where an integer is, as JSON
+    writers differ on ``1`` and ``1.0``), and what is below it is not compared.  New
+    keys are not reported in objects whose keys a bound cut (marked truncated), nor
+    anything below ``limits.max_depth`` or past the first ``limits.max_array_items``
+    items of an array.  To check many documents against one structure, build a
+    :class:`DriftChecker` once.
     """
     return DriftChecker(structure, limits=limits)(document)
 
@@ -181,60 +193,103 @@ def drift(structure: Structure, document: Any, *, limits: Limits = DEFAULT_LIMIT
 class DriftChecker:
     """:func:`drift` against one structure, for many documents (the mapper's hot path).
 
-    What a schema node says about objects and arrays (across ``anyOf`` branches) is
-    worked out the first time a document reaches that node, then kept: a later event
-    costs one walk over its own containers, not a schema analysis per value.
+    What a schema node admits (types, and for objects and arrays their keys and items,
+    across ``anyOf`` branches) is worked out the first time a document reaches that
+    node, then kept: a later event costs one walk over its own values, not a schema
+    analysis per value.
     """
 
-    __slots__ = ("_limits", "_schema", "_shapes")
+    __slots__ = ("_limits", "_nodes", "_schema")
 
     def __init__(self, structure: Structure, *, limits: Limits = DEFAULT_LIMITS) -> None:
         self._schema = structure.schema  # held, so the ids keyed below stay unique
         self._limits = limits
-        self._shapes: dict[int, _Shape | None] = {}  # id(schema node) -> None: unconstrained
+        self._nodes: dict[int, _Node] = {}  # id(schema node) -> what it admits
 
-    def _shape(self, schema: dict[str, Any]) -> _Shape | None:
-        key = id(schema)
-        if key not in self._shapes:
-            self._shapes[key] = None if _is_unconstrained(schema) else _Shape.of(schema)
-        return self._shapes[key]
+    def _node(self, schema: dict[str, Any]) -> _Node:
+        node = self._nodes.get(id(schema))
+        if node is None:
+            node = self._nodes[id(schema)] = _Node(schema)
+        return node
 
     def __call__(self, document: Any) -> Drift:
         added: dict[str, None] = {}
         missing: dict[str, None] = {}
+        changed: list[TypeChange] = []
         max_depth, max_items = self._limits.max_depth, self._limits.max_array_items
-        # Only containers are pushed: a scalar can neither add nor lack a field.
-        stack: list[tuple[Any, dict[str, Any] | None, Parts]] = []
-        if isinstance(document, dict | list):
-            stack.append((document, self._schema, ()))
+
+        def admitted(value: Any, node: _Node, parts: Parts) -> bool:
+            actual = _json_type(value)
+            if node.admits(actual, value):
+                return True
+            changed.append(TypeChange(join(list(parts)), node.expected, actual))
+            return False
+
+        # Containers go on the stack; scalars are checked where they are met.
+        stack: list[tuple[Any, _Node | None, Parts]] = []
+        root = self._node(self._schema)
+        if admitted(document, root, ()) and isinstance(document, dict | list):
+            stack.append((document, root, ()))
         while stack:
-            value, schema, parts = stack.pop()
-            if len(parts) >= max_depth:
+            value, node, parts = stack.pop()
+            if len(parts) >= max_depth or (node is not None and node.shape is None):
                 continue
-            if schema is None:
-                shape = _EMPTY_SHAPE
-            else:
-                found = self._shape(schema)
-                if found is None:
-                    continue
-                shape = found
+            shape = _EMPTY_SHAPE if node is None or node.shape is None else node.shape
             if isinstance(value, dict):
-                children: list[tuple[Any, dict[str, Any] | None, Parts]] = []
+                children: list[tuple[Any, _Node | None, Parts]] = []
                 for key, sub in value.items():
                     sub_schema = shape.properties.get(key)
-                    if sub_schema is None and not (shape.open or shape.truncated):
-                        added[join([*parts, _key(key)])] = None
-                    elif sub_schema is not None and isinstance(sub, dict | list):
-                        children.append((sub, sub_schema, (*parts, _key(key))))
+                    if sub_schema is None:
+                        if not (shape.open or shape.truncated):
+                            added[join([*parts, _key(key)])] = None
+                        continue
+                    path = (*parts, _key(key))
+                    sub_node = self._node(sub_schema)
+                    if admitted(sub, sub_node, path) and isinstance(sub, dict | list):
+                        children.append((sub, sub_node, path))
                 stack.extend(reversed(children))  # report in document order
                 for key in shape.required:
                     if key not in value:
                         missing[join([*parts, key])] = None
             elif not shape.truncated:
-                for item in reversed(value[:max_items]):
+                item_node = self._node(shape.items) if shape.items is not None else None
+                items: list[tuple[Any, _Node | None, Parts]] = []
+                for item in value[:max_items]:
+                    path = (*parts, 0)
+                    if item_node is not None and not admitted(item, item_node, path):
+                        continue
                     if isinstance(item, dict | list):
-                        stack.append((item, shape.items, (*parts, 0)))
-        return Drift(added=list(added), missing=list(missing))
+                        items.append((item, item_node, path))
+                stack.extend(reversed(items))
+        return Drift(added=list(added), missing=list(missing), changed=_first_per_path(changed))
+
+
+class _Node:
+    """What one schema node admits: JSON types (empty: anything) and its shape (None
+    when unconstrained: nothing below it is compared)."""
+
+    __slots__ = ("expected", "shape", "types")
+
+    def __init__(self, schema: dict[str, Any]) -> None:
+        types = _types_of(schema)
+        self.types = frozenset(types)
+        self.expected = "|".join(types)
+        self.shape = None if not types else _Shape.of(schema)
+
+    def admits(self, actual: str, value: Any) -> bool:
+        if not self.types or actual in self.types:
+            return True
+        if actual == "integer":
+            return "number" in self.types
+        return actual == "number" and "integer" in self.types and float(value).is_integer()
+
+
+def _first_per_path(changes: list[TypeChange]) -> list[TypeChange]:
+    """One change per path (array items all report ``[0]``): the first one met."""
+    seen: dict[str, TypeChange] = {}
+    for change in changes:
+        seen.setdefault(change.path, change)
+    return list(seen.values())
 
 
 # --------------------------------------------------------------------------- inference

@@ -190,9 +190,10 @@ class Mapper:
             return False, None
         self.metrics.drift.labels(self.metrics.connector(cid)).inc()
         snap = self.registry.by_id(cid)
-        affected = affected_by(snap.config, found.missing) if snap is not None else []
+        gone = [*found.missing, *(change.path for change in found.changed)]
+        affected = affected_by(snap.config, gone) if snap is not None else []
         return False, events.DriftReport(
-            added=found.added, missing=found.missing, affected=affected
+            added=found.added, missing=found.missing, changed=found.changed, affected=affected
         )
 
 
@@ -209,7 +210,8 @@ class Known:
 
 
 def affected_by(config: ConnectorConfig, missing: Sequence[str]) -> list[str]:
-    """The mapping/step fields (JSON paths) that read an attribute the event lacks."""
+    """The mapping/step fields (JSON paths) that read an attribute the event lacks or
+    holds with another type than the structure's."""
     hit = []
     for where, path in references.event_references(config):
         if any(path == m or path.startswith((m + ".", m + "[")) for m in missing):

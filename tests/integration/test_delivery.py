@@ -196,3 +196,12 @@ async def test_mapping_results_and_drift(
     assert nobody["mapping"]["status"] == "skipped"
     contacts = await api.call("GET", "/api/v1/contacts?email=x@y.z")
     assert [c["mobile"] for c in contacts["items"]] == ["+14155550101"]
+    # The sender starts sending the number as a JSON number: still mapped, and flagged.
+    now_sent = first | {"city": "Bergen", "phone": 4155550101}
+    retyped = await _one_event(system, api, session, connector, now_sent)
+    assert retyped["mapping"]["status"] == "unchanged"
+    assert retyped["drift"]["changed"] == [
+        {"path": "body.phone", "expected": "string", "actual": "integer"}
+    ]
+    assert retyped["drift"]["added"] == retyped["drift"]["missing"] == []
+    assert any("$.mapping.mobile" in a for a in retyped["drift"]["affected"])

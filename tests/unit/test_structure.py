@@ -24,6 +24,7 @@ from libs.structure import (
     Limits,
     Structure,
     StructureError,
+    TypeChange,
     drift,
     fields_of,
     infer,
@@ -390,7 +391,6 @@ DRIFT = [
         id="in-arrays",
     ),
     pytest.param({"a": 1}, {"a": 1, "x.y": 2}, ['["x.y"]'], [], id="quoted-key"),
-    pytest.param({"a": "s"}, {"a": {"k": 1}}, ["a.k"], [], id="scalar-became-object"),
     pytest.param({"a": []}, {"a": [{"k": 1}]}, ["a[0].k"], [], id="empty-array-got-objects"),
     pytest.param({"a": 1, "b": 2}, {"b": 2, "c": 3}, ["c"], ["a"], id="both"),
     pytest.param(
@@ -403,6 +403,9 @@ DRIFT = [
 ]
 
 
+DRIFT_CASES = [case.values for case in DRIFT]
+
+
 @pytest.mark.parametrize(("first", "later", "added", "missing"), DRIFT)
 def test_drift(first: Any, later: Any, added: list[str], missing: list[str]) -> None:
     result = drift(infer(first), later)
@@ -410,14 +413,67 @@ def test_drift(first: Any, later: Any, added: list[str], missing: list[str]) -> 
     assert bool(result) is bool(added or missing)
 
 
+TYPE_DRIFT = [
+    pytest.param({"a": "s"}, {"a": 5}, [("a", "string", "integer")], id="string-became-integer"),
+    pytest.param({"a": "s"}, {"a": {"k": 1}}, [("a", "string", "object")], id="became-object"),
+    pytest.param({"a": {"k": 1}}, {"a": [1]}, [("a", "object", "array")], id="object-became-array"),
+    pytest.param({"a": "s"}, {"a": None}, [("a", "string", "null")], id="became-null"),
+    pytest.param({"a": 1}, {"a": 1.5}, [("a", "integer", "number")], id="integer-got-fraction"),
+    pytest.param({"a": 1}, {"a": 2.0}, [], id="integer-as-whole-float"),
+    pytest.param({"a": 1.5}, {"a": 2}, [], id="number-got-integer"),
+    pytest.param({"a": True}, {"a": 1}, [("a", "boolean", "integer")], id="boolean-became-integer"),
+    pytest.param(
+        {"o": {"n": 1, "t": "x"}},
+        {"o": {"n": "1", "t": "x"}},
+        [("o.n", "integer", "string")],
+        id="nested",
+    ),
+    pytest.param(
+        {"items": [{"q": 1}, {"q": 2}]},
+        {"items": [{"q": 1}, {"q": "two"}, {"q": "three"}]},
+        [("items[0].q", "integer", "string")],
+        id="in-array-items-once",
+    ),
+    pytest.param(
+        {"tags": ["a"]}, {"tags": ["a", 3]}, [("tags[0]", "string", "integer")], id="item"
+    ),
+    pytest.param([1, 2], {"a": 1}, [("", "array", "object")], id="root"),
+]
+
+
+@pytest.mark.parametrize(("first", "later", "changed"), TYPE_DRIFT)
+def test_type_drift(first: Any, later: Any, changed: list[tuple[str, str, str]]) -> None:
+    result = drift(infer(first), later)
+    assert [(c.path, c.expected, c.actual) for c in result.changed] == changed
+    assert (result.added, result.missing) == ([], [])  # nothing below a change is compared
+    assert bool(result) is bool(changed)
+
+
+def test_type_drift_respects_widened_structures() -> None:
+    """After a merge admitted null and a number, neither is drift; a string still is."""
+    structure = merge(infer({"a": 1, "b": "x"}), {"a": 2.5, "b": None})
+    assert not drift(structure, {"a": 3, "b": None})
+    assert not drift(structure, {"a": 0.5, "b": "y"})
+    changes = drift(structure, {"a": "3", "b": 4}).changed
+    assert [(c.path, c.expected, c.actual) for c in changes] == [
+        ("a", "number", "string"),
+        ("b", "string|null", "integer"),
+    ]
+
+
 def test_one_drift_checker_serves_many_documents() -> None:
     """The checker keeps what it learned about schema nodes, never about documents: the
     table's cases run through one checker per structure, in both orders, agree with a
     fresh check each time."""
-    for first, later, added, missing in (case.values for case in DRIFT):
+    cases = [(first, later, Drift(added, missing)) for first, later, added, missing in DRIFT_CASES]
+    cases += [
+        (first, later, Drift([], [], [TypeChange(*c) for c in changed]))
+        for first, later, changed in (case.values for case in TYPE_DRIFT)
+    ]
+    for first, later, expected_later in cases:
         check = DriftChecker(infer(first))
         for document in (later, first, later, {"unrelated": [1, {"x": 2}]}, later):
-            expected = Drift(added=added, missing=missing) if document is later else None
+            expected = expected_later if document is later else None
             result = check(document)
             assert result == drift(infer(first), document)
             if expected is not None:
