@@ -189,7 +189,7 @@ def report(out: dict[str, Any]) -> None:
     em = out["e2e_mapping"]
     state = "" if em["complete"] else f"  (INCOMPLETE: {em['logged']}/{em['accepted']} logged)"
     print(
-        f"  with mapping   {em['events_per_s']:,.0f} events/s  (a contact upserted per event;"
+        f"  with mapping   {em['events_per_s']:,.0f} events/s  (a new contact per event;"
         f" ingest accepted {em['ingest_per_s']:,.0f}/s while sending){state}"
     )
     for kind, md in out["mapper"].items():

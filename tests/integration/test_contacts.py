@@ -161,8 +161,12 @@ async def test_skipped_without_mobile_or_email(
 
 
 async def test_two_racing_batches_create_one_contact(
-    contacts: Contacts, store: hmongo.Store
+    settings: Settings, store: hmongo.Store
 ) -> None:
+    """Two mappers (two repositories, neither has seen the numbers) write batches for the
+    same 21 new numbers and one new email at once: the unique indexes let one insert
+    each number; the other's inserts fail with duplicate keys and become updates."""
+
     def batch(tag: str) -> list[tuple[str, Plan]]:
         return [
             (f"{tag}-m", Plan(mobile="+14155550199", attributes={tag: True})),
@@ -170,16 +174,29 @@ async def test_two_racing_batches_create_one_contact(
             *[(f"{tag}-{i}", Plan(mobile=f"+1415555{i:04d}")) for i in range(20)],
         ]
 
-    one, two = await asyncio.gather(
-        contacts.apply(batch("a"), at(0)), contacts.apply(batch("b"), at(0))
-    )
+    listener = Commands()
+    client = AsyncMongoClient(settings.mongo_uri, tz_aware=True, event_listeners=[listener])
+    try:
+        mapper_a = Contacts(hmongo.Store(client, settings.mongo_db))
+        mapper_b = Contacts(hmongo.Store(client, settings.mongo_db))
+        one, two = await asyncio.gather(
+            mapper_a.apply(batch("a"), at(0)), mapper_b.apply(batch("b"), at(0))
+        )
+    finally:
+        await client.close()
+    assert listener.names.count("insert") == 2
+    assert listener.duplicate_keys == 21  # the losing insert_many, one error per number
     assert sorted([one["a-m"].status, two["b-m"].status]) == ["created", "updated"]
     assert one["a-m"].contact_id == two["b-m"].contact_id
     assert sorted([one["a-e"].status, two["b-e"].status]) == ["created", "matched_email"]
+    for i in range(20):
+        pair = sorted([one[f"a-{i}"].status, two[f"b-{i}"].status])
+        assert pair == ["created", "unchanged"]
+        assert one[f"a-{i}"].contact_id == two[f"b-{i}"].contact_id
     assert await store.contacts.count_documents({"mobile": "+14155550199"}) == 1
     assert await store.contacts.count_documents({"email": "race@x.io"}) == 1
     assert await store.contacts.count_documents({}) == 22
-    merged = await contacts.find(mobile="+14155550199")
+    merged = await Contacts(store).find(mobile="+14155550199")
     assert merged[0]["attributes"] == {"a": True, "b": True}
 
 
@@ -188,13 +205,15 @@ class Commands(monitoring.CommandListener):
 
     def __init__(self) -> None:
         self.names: list[str] = []
+        self.duplicate_keys = 0  # write errors with code 11000 in the replies
 
     def started(self, event: monitoring.CommandStartedEvent) -> None:
         if event.command.get(event.command_name) == "contacts":
             self.names.append(event.command_name)
 
     def succeeded(self, event: monitoring.CommandSucceededEvent) -> None:
-        pass
+        errors = event.reply.get("writeErrors") or []
+        self.duplicate_keys += sum(1 for e in errors if e.get("code") == 11000)
 
     def failed(self, event: monitoring.CommandFailedEvent) -> None:
         pass
