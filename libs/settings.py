@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # A message fetched but not settled within this time goes to another consumer
     # instance (a crashed one's work is picked up after this long).
     ack_wait_s: float = 30.0
+    # The event log waits this long for an event's verdict before it shows the event as
+    # received, so that the entry is written once, whole (see services/config/projector).
+    log_grace_s: float = 2.0
     # Copies of each stream and of the KV buckets in a NATS cluster (3 in production).
     stream_replicas: int = 1
 
@@ -76,6 +79,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_RETRY_BACKOFF": ("retry_backoff", str),
     "HOOKLINE_ACK_WAIT_S": ("ack_wait_s", float),
     "HOOKLINE_STREAM_REPLICAS": ("stream_replicas", int),
+    "HOOKLINE_LOG_GRACE_S": ("log_grace_s", float),
 }
 
 

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import hmac
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
@@ -85,7 +85,11 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     app[CTX] = Context(settings=settings, store=store, nc=nc, js=js, kv=kv)
     await crm_api.republish_channels(app[CTX])
 
-    projector = Projector(store)
+    projector = Projector(
+        store,
+        grace_s=settings.log_grace_s,
+        projected=lambda name, count: metrics.projected.labels(name).inc(count),
+    )
     stop = asyncio.Event()
     tasks = []
     subs = []
@@ -111,7 +115,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             asyncio.create_task(
                 natsio.consume(
                     sub,
-                    _counted(handler, metrics, durable),
+                    handler,
                     stop,
                     batch=500,
                     keepalive_s=settings.ack_wait_s / 3,
@@ -128,16 +132,6 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await task
     await natsio.shutdown(nc, subs)
     await mongo.close()
-
-
-def _counted(
-    handler: Callable[[Sequence[natsio.Msg]], Awaitable[None]], metrics: ConfigMetrics, name: str
-) -> Callable[[Sequence[natsio.Msg]], Awaitable[None]]:
-    async def wrapped(msgs: Sequence[natsio.Msg]) -> None:
-        await handler(msgs)
-        metrics.projected.labels(name).inc(len(msgs))
-
-    return wrapped
 
 
 def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.Application:

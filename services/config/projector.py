@@ -1,14 +1,22 @@
 """Projections: received events and execution logs → the MongoDB event log and stats.
 
-Two durable consumers, each handling a batch with one ``bulk_write`` for the log and
-one for the counters.  Counting is tied to document creation and first verdict, as
-reported by the store, so a redelivered batch is written again but not counted again.
+Two durable consumers, each handling a batch with one write for the log and one for
+the counters.  Counting is tied to document creation and first verdict, as reported by
+the store, so a redelivered batch is written again but not counted again.
+
+An event's log entry is written once, whole, when its verdict comes within
+``grace_s`` of its arrival (the usual case): the received projection puts back an event
+younger than that for the rest of the time (a delayed ``nak``), and by then the verdict
+has created the entry, so the received insert is a skipped duplicate.  On SecantusDB
+that is an insert per event instead of an insert and an update (a fifth of the cost).
+An event still waiting for its verdict is in the log as ``received`` after ``grace_s``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -60,18 +68,36 @@ class Projector:
     that cannot be stored is set aside (terminated and logged) instead of blocking
     every message behind it forever."""
 
-    def __init__(self, store: hmongo.Store) -> None:
+    def __init__(
+        self,
+        store: hmongo.Store,
+        *,
+        grace_s: float = 0.0,
+        projected: Callable[[str, int], None] = lambda _name, _count: None,
+        now: Callable[[], datetime] = events.utcnow,
+    ) -> None:
         self.store = store
+        self.grace_s = grace_s
+        self.projected = projected  # (projection, messages written)
+        self.now = now
 
     async def on_received(self, msgs: Sequence[natsio.Msg]) -> None:
         pairs = []
+        now = self.now()
         for msg in msgs:
             try:
-                pairs.append((msg, received_doc(_received(msg.data))))
+                event = _received(msg.data)
             except msgspec.DecodeError as exc:
                 hlog.get().error("projector.undecodable", error=str(exc))
                 await msg.term()
+                continue
+            wait_s = self.grace_s - (now - event.occurred_at).total_seconds()
+            if wait_s > 0 and msg.metadata.num_delivered == 1:
+                await msg.nak(delay=wait_s)  # once: its verdict may write the entry whole
+                continue
+            pairs.append((msg, received_doc(event)))
         await _isolating(pairs, self._received)
+        self.projected("projector-received", len(pairs))
 
     async def _received(self, pairs: Sequence[tuple[natsio.Msg, dict[str, Any]]]) -> None:
         docs = [doc for _, doc in pairs]
@@ -92,6 +118,7 @@ class Projector:
                 hlog.get().error("projector.undecodable", error=str(exc))
                 await msg.term()
         await _isolating(pairs, self._logs)
+        self.projected("projector-logs", len(pairs))
 
     async def _logs(self, pairs: Sequence[tuple[natsio.Msg, Any]]) -> None:
         outcomes: list[dict[str, Any]] = []
