@@ -1,0 +1,109 @@
+"""The event log's two projections against a real SecantusDB: whichever of an event's
+received entry and verdict comes first, the entry ends whole and is counted once."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import aiohttp
+import msgspec
+import pytest
+
+from libs import mongo as hmongo
+from libs.settings import Settings
+from libs.testing.fixtures import wait_for
+from libs.testing.system import Api, InProcessSystem, forward_n
+
+pytestmark = pytest.mark.integration
+
+T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[hmongo.Store]:
+    s = hmongo.Store(hmongo.client(settings), settings.mongo_db)
+    await s.ensure_indexes()
+    yield s
+    await s.mongo.close()
+
+
+def received(event_id: str) -> dict[str, Any]:
+    return {
+        "_id": event_id,
+        "connector_id": "c1",
+        "connector_version": 1,
+        "received_at": T0,
+        "status": "received",
+        "body": {"n": 1},
+    }
+
+
+def verdict(event_id: str, status: str = "succeeded") -> dict[str, Any]:
+    return received(event_id) | {
+        "status": status,
+        "outcome_at": T0 + timedelta(seconds=1),
+        "attempts": 1,
+    }
+
+
+async def test_verdict_first_is_one_insert_and_the_received_entry_a_skipped_duplicate(
+    store: hmongo.Store,
+) -> None:
+    assert await store.record_outcomes([verdict("a")]) == ({"a"}, {"a"})
+    assert await store.record_received([received("a")]) == set()  # not counted again
+    entry = await store.events.find_one({"_id": "a"})
+    assert entry is not None
+    assert (entry["status"], entry["body"]) == ("succeeded", {"n": 1})
+
+
+async def test_received_first_then_verdict_updates_it(store: hmongo.Store) -> None:
+    assert await store.record_received([received("b")]) == {"b"}
+    assert await store.record_outcomes([verdict("b")]) == ({"b"}, set())
+    entry = await store.events.find_one({"_id": "b"})
+    assert entry is not None
+    assert (entry["status"], entry["attempts"], entry["received_at"]) == ("succeeded", 1, T0)
+
+
+async def test_a_redelivered_verdict_changes_nothing_and_counts_nothing(
+    store: hmongo.Store,
+) -> None:
+    await store.record_received([received("c")])
+    assert await store.record_outcomes([verdict("c"), verdict("d")]) == ({"c", "d"}, {"d"})
+    again = [verdict("c", "failed"), verdict("d", "failed"), verdict("e")]
+    assert await store.record_outcomes(again) == ({"e"}, {"e"})
+    statuses = {e["_id"]: e["status"] async for e in store.events.find({})}
+    assert statuses == {"c": "succeeded", "d": "succeeded", "e": "succeeded"}
+
+
+async def test_an_event_waiting_for_its_verdict_shows_as_received_after_the_grace(
+    settings: Settings, session: aiohttp.ClientSession
+) -> None:
+    """No executor at first: the received projection puts the event back once for the
+    grace, then logs it as received; once an executor runs, its verdict completes the
+    entry, and the stats count it once."""
+    settings = msgspec.structs.replace(settings, log_grace_s=0.5)
+    system = await InProcessSystem(settings).start(only=("config", "ingest", "mapper"))
+    try:
+        config_url = system.apps["config"].url
+        api = Api(session, config_url, settings.admin_token)
+        # A loopback target, refused (private targets are not allowed): a quick verdict.
+        connector = await api.create_connector("grace", forward_n(config_url + "/x"))
+        await system.knows(connector)
+        async with session.post(system.ingest_url(connector), json={"n": 1}) as response:
+            assert response.status == 200
+        events_path = f"/api/v1/connectors/{connector['id']}/events"
+
+        async def logged(status: str) -> dict[str, Any] | None:
+            page: dict[str, Any] = await api.call("GET", events_path)
+            items = page["items"]
+            return items[0] if items and items[0]["status"] == status else None
+
+        await wait_for(lambda: logged("received"), what="the event logged as received")
+        await system.start(only=("executor",))
+        await wait_for(lambda: logged("failed"), what="the event's verdict")
+        stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
+        assert (stats["received"], stats["failed"], stats["succeeded"]) == (1, 1, 0)
+    finally:
+        await system.stop()
