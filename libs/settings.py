@@ -39,7 +39,7 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     ack_wait_s: float = 30.0
     # The event log waits this long for an event's verdict before it shows the event as
     # received, so that the entry is written once, whole (see services/config/projector).
-    log_grace_s: float = 2.0
+    log_grace_s: float = 5.0
     # Copies of each stream and of the KV buckets in a NATS cluster (3 in production).
     stream_replicas: int = 1
 
