@@ -301,6 +301,58 @@ class AckPublisher:
             raise PublishError(f"JetStream refused the message: {ack.error}")
         return ack.duplicate
 
+    async def publish_many(
+        self, messages: Sequence[tuple[str, bytes, str]], *, timeout_s: float = 5.0
+    ) -> list[Exception | None]:
+        """Store each ``(subject, payload, msg_id)``; one outcome per message, in order:
+        None once the stream has it (or had it: a duplicate), else the error.
+
+        For a batch (the mapper's): every message is sent, then the acks are awaited
+        together under one timer, with no task per message.
+        """
+        loop = asyncio.get_running_loop()
+        tokens: list[str] = []
+        futures: list[asyncio.Future[bytes]] = []
+        for subject, payload, msg_id in messages:
+            token = str(next(self._counter))
+            future: asyncio.Future[bytes] = loop.create_future()
+            self._pending[token] = future
+            tokens.append(token)
+            futures.append(future)
+            try:
+                await self._nc.publish(
+                    subject,
+                    payload,
+                    reply=f"{self._prefix}.{token}",
+                    headers={"Nats-Msg-Id": msg_id},
+                )
+            except Exception as exc:  # not sent (the connection is closing): fails alone
+                future.set_exception(PublishError(f"not sent: {exc!r}"))
+        timer = loop.call_later(timeout_s, _expire_all, futures)
+        try:
+            replies = await asyncio.gather(*futures, return_exceptions=True)
+        finally:
+            timer.cancel()
+            for token in tokens:
+                self._pending.pop(token, None)
+        outcomes: list[Exception | None] = []
+        for reply in replies:
+            if isinstance(reply, Exception):
+                outcomes.append(reply)
+                continue
+            assert isinstance(reply, bytes)
+            ack = _decode_ack(reply)
+            refused = ack.error is not None or not ack.stream
+            outcomes.append(
+                PublishError(f"JetStream refused the message: {ack.error}") if refused else None
+            )
+        return outcomes
+
+
+def _expire_all(futures: Sequence[asyncio.Future[bytes]]) -> None:
+    for future in futures:
+        _expire(future)
+
 
 def _expire(future: asyncio.Future[bytes]) -> None:
     if not future.done():

@@ -79,9 +79,7 @@ class Mapper:
             self.metrics.messages.labels("retried").inc(len(decoded))
             await asyncio.gather(*(msg.nak(delay=1.0) for msg, _ in decoded))
             return
-        await asyncio.gather(
-            *(self._one(msg, ev, results.get(ev.event_id, DISABLED)) for msg, ev in decoded)
-        )
+        await self._publish(decoded, results)
 
     async def _map_contacts(
         self, batch: Sequence[events.EventReceived]
@@ -120,14 +118,16 @@ class Mapper:
             self._agents_at = now
         return self._agent_ids
 
-    async def _one(
-        self, msg: natsio.Msg, event: events.EventReceived, result: events.MappingResult
+    async def _publish(
+        self,
+        decoded: Sequence[tuple[natsio.Msg, events.EventReceived]],
+        results: dict[str, events.MappingResult],
     ) -> None:
-        with hlog.bind(
-            event_id=event.event_id,
-            connector_id=event.connector_id,
-            correlation_id=event.correlation_id,
-        ):
+        """Publish the batch's mapped events, then ack each one stored (nak the others:
+        they come back).  The acks of the publishes are awaited together."""
+        ready: list[tuple[natsio.Msg, events.EventReceived]] = []
+        out: list[tuple[str, bytes, str]] = []
+        for msg, event in decoded:
             try:
                 learned, drift = await self._structure(event)
                 mapped = events.EventMapped(
@@ -137,22 +137,39 @@ class Mapper:
                     occurred_at=events.utcnow(),
                     correlation_id=event.correlation_id,
                     received=event,
-                    mapping=result,
+                    mapping=results.get(event.event_id, DISABLED),
                     drift=drift,
                     structure_learned=learned,
                 )
-                await self.publisher.publish(
+            except Exception as exc:
+                await self._retry(msg, event, exc)
+                continue
+            ready.append((msg, event))
+            out.append(
+                (
                     subjects.mapped(self.settings.prefix, event.connector_id),
                     events.encode(mapped),
-                    msg_id=f"mapped:{event.event_id}",
+                    f"mapped:{event.event_id}",
                 )
-            except Exception as exc:
-                hlog.get().warning("mapper.retry", error=repr(exc))
-                self.metrics.messages.labels("retried").inc()
-                await msg.nak(delay=1.0)
-                return
-            await msg.ack()
-            self.metrics.messages.labels("mapped").inc()
+            )
+        outcomes = await self.publisher.publish_many(out)
+        for (msg, event), error in zip(ready, outcomes, strict=True):
+            if error is not None:
+                await self._retry(msg, event, error)
+            else:
+                await msg.ack()
+        self.metrics.messages.labels("mapped").inc(outcomes.count(None))
+
+    async def _retry(self, msg: natsio.Msg, event: events.EventReceived, exc: Exception) -> None:
+        hlog.get().warning(
+            "mapper.retry",
+            error=repr(exc),
+            event_id=event.event_id,
+            connector_id=event.connector_id,
+            correlation_id=event.correlation_id,
+        )
+        self.metrics.messages.labels("retried").inc()
+        await msg.nak(delay=1.0)
 
     async def _refresh_structures(self, connector_ids: set[str]) -> None:
         """Re-read stale structures once per connector per batch (the operator may have
