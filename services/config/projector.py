@@ -8,15 +8,15 @@ An event's log entry is written once, whole, when its verdict comes within
 ``grace_s`` of its arrival (the usual case): the received projection puts back an event
 younger than that for the rest of the time (a delayed ``nak``), and by then the verdict
 has created the entry, so the received insert is a skipped duplicate.  On SecantusDB
-that is an insert per event instead of an insert and an update (a fifth of the cost).
-An event still waiting for its verdict is in the log as ``received`` after ``grace_s``.
+that is an insert per event instead of an insert and an update (about a quarter of
+the cost).  An event still waiting for its verdict is in the log as ``received`` after
+``grace_s``.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
@@ -74,16 +74,14 @@ class Projector:
         *,
         grace_s: float = 0.0,
         projected: Callable[[str, int], None] = lambda _name, _count: None,
-        now: Callable[[], datetime] = events.utcnow,
     ) -> None:
         self.store = store
         self.grace_s = grace_s
         self.projected = projected  # (projection, messages written)
-        self.now = now
 
     async def on_received(self, msgs: Sequence[natsio.Msg]) -> None:
         pairs = []
-        now = self.now()
+        now = events.utcnow()
         for msg in msgs:
             try:
                 event = _received(msg.data)
