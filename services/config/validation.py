@@ -23,21 +23,13 @@ from libs.connector import (
     iter_steps,
 )
 from libs.filters import validate_group
-from libs.mapping import validate_mapping
+from libs.mapping import EVENT_ROOTS, validate_mapping
 
 Problem = tuple[str, str]
 
 SYSTEM = {"name", "email", "mobile", "time_zone", "current_time"}
 # Event attributes that exist on every event whatever its body.
-REQUEST_ROOTS = {
-    "custom_variables",
-    "headers",
-    "query",
-    "method",
-    "source_ip",
-    "received_at",
-    "event_id",
-}
+REQUEST_ROOTS = frozenset(EVENT_ROOTS) - {"body"}
 
 
 @dataclass
