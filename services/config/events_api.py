@@ -79,13 +79,18 @@ async def list_events(request: web.Request) -> web.Response:
     return web.json_response({"items": items, "next_before": next_before})
 
 
-@routes.get("/api/v1/connectors/{id}/events/{event_id}")
-async def get_event(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
+async def logged_event_or_404(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The path's connector and one event of its log (404 for either unknown)."""
     doc = await connector_or_404(request)
-    row = await ctx.store.get_event(doc["_id"], request.match_info["event_id"])
+    row = await request.app[CTX].store.get_event(doc["_id"], request.match_info["event_id"])
     if row is None:
         raise ApiError(404, "event_not_found", "no such event in this connector's log")
+    return doc, row
+
+
+@routes.get("/api/v1/connectors/{id}/events/{event_id}")
+async def get_event(request: web.Request) -> web.Response:
+    _, row = await logged_event_or_404(request)
     return web.json_response(detail(row))
 
 
@@ -94,10 +99,7 @@ async def replay(request: web.Request) -> web.Response:
     """Run a logged event again as a new event (``replay_of`` links it), through the
     whole pipeline, against the current or a chosen kept version."""
     ctx = request.app[CTX]
-    doc = await connector_or_404(request)
-    row = await ctx.store.get_event(doc["_id"], request.match_info["event_id"])
-    if row is None:
-        raise ApiError(404, "event_not_found", "no such event in this connector's log")
+    doc, row = await logged_event_or_404(request)
     body = await body_json(request, optional=True)
     version = int_param(body.get("version", doc["version"]), "version")
     if await ctx.store.get_version(doc["_id"], version) is None:
@@ -141,10 +143,7 @@ async def dry_run(request: web.Request) -> web.Response:
     Body (optional): ``{"version": n}`` for a kept version, or ``{"config": {...}}`` to
     try an unsaved configuration; default: the current one."""
     ctx = request.app[CTX]
-    doc = await connector_or_404(request)
-    row = await ctx.store.get_event(doc["_id"], request.match_info["event_id"])
-    if row is None:
-        raise ApiError(404, "event_not_found", "no such event in this connector's log")
+    doc, row = await logged_event_or_404(request)
     body = await body_json(request, optional=True)
     version = doc["version"]
     if "config" in body:
