@@ -23,6 +23,7 @@ import pytest
 from aiohttp import web
 
 from libs import embedded
+from libs import mongo as hmongo
 from libs.settings import Settings
 
 T = TypeVar("T")
@@ -61,6 +62,15 @@ def settings(nats_server: embedded.Proc, mongo_server: embedded.Proc, tmp_path: 
         ack_wait_s=3.0,
         allow_private_targets=False,
     )
+
+
+@pytest.fixture
+async def store(settings: Settings) -> AsyncIterator[hmongo.Store]:
+    """The test's database, indexes made, as the services' store sees it."""
+    s = hmongo.Store(hmongo.client(settings), settings.mongo_db)
+    await s.ensure_indexes()
+    yield s
+    await s.mongo.close()
 
 
 @pytest.fixture

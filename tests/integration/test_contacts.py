@@ -23,14 +23,6 @@ T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 
 
 @pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[hmongo.Store]:
-    s = hmongo.Store(hmongo.client(settings), settings.mongo_db)
-    await s.ensure_indexes()
-    yield s
-    await s.mongo.close()
-
-
-@pytest.fixture
 def contacts(store: hmongo.Store) -> Contacts:
     return Contacts(store)
 

@@ -3,7 +3,6 @@ received entry and verdict comes first, the entry ends whole and is counted once
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -19,14 +18,6 @@ from libs.testing.system import Api, InProcessSystem, forward_n
 pytestmark = pytest.mark.integration
 
 T0 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def store(settings: Settings) -> AsyncIterator[hmongo.Store]:
-    s = hmongo.Store(hmongo.client(settings), settings.mongo_db)
-    await s.ensure_indexes()
-    yield s
-    await s.mongo.close()
 
 
 def received(event_id: str) -> dict[str, Any]:

@@ -39,7 +39,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import msgspec
 import nats
 import pytest
 import yaml
@@ -170,14 +169,6 @@ def test_signal_transformation() -> None:
 
 
 # ------------------------------------------------------------------ the running system
-
-
-@pytest.fixture
-async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
-    settings = msgspec.structs.replace(settings, allow_private_targets=True)
-    running = await InProcessSystem(settings).start()
-    yield running
-    await running.stop()
 
 
 @pytest.fixture

@@ -3,26 +3,16 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
 import msgspec
 import pytest
 
-from libs.settings import Settings
 from libs.testing.fixtures import wait_for
 from libs.testing.system import Api, InProcessSystem, Receiver
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
-    settings = msgspec.structs.replace(settings, allow_private_targets=True)
-    running = await InProcessSystem(settings).start()
-    yield running
-    await running.stop()
 
 
 def drip_config(receiver_url: str) -> dict[str, Any]:
