@@ -296,10 +296,7 @@ class AckPublisher:
         finally:
             timer.cancel()
             self._pending.pop(token, None)
-        ack = _decode_ack(data)
-        if ack.error is not None or not ack.stream:
-            raise PublishError(f"JetStream refused the message: {ack.error}")
-        return ack.duplicate
+        return _stored(data)
 
     async def publish_many(
         self, messages: Sequence[tuple[str, bytes, str]], *, timeout_s: float = 5.0
@@ -337,16 +334,22 @@ class AckPublisher:
                 self._pending.pop(token, None)
         outcomes: list[Exception | None] = []
         for reply in replies:
-            if isinstance(reply, Exception):
-                outcomes.append(reply)
-                continue
-            assert isinstance(reply, bytes)
-            ack = _decode_ack(reply)
-            refused = ack.error is not None or not ack.stream
-            outcomes.append(
-                PublishError(f"JetStream refused the message: {ack.error}") if refused else None
-            )
+            try:
+                if isinstance(reply, BaseException):
+                    raise reply
+                _stored(reply)
+                outcomes.append(None)
+            except Exception as exc:
+                outcomes.append(exc)
         return outcomes
+
+
+def _stored(reply: bytes) -> bool:
+    """Whether the stream had the message already (a duplicate); raises if it refused."""
+    ack = _decode_ack(reply)
+    if ack.error is not None or not ack.stream:
+        raise PublishError(f"JetStream refused the message: {ack.error}")
+    return ack.duplicate
 
 
 def _expire_all(futures: Sequence[asyncio.Future[bytes]]) -> None:
