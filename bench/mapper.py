@@ -26,7 +26,6 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +33,8 @@ from typing import Any
 import aiohttp
 
 from bench import hookapi, procs
+from libs.testing.fixtures import wait_for
+from libs.testing.system import ingest_knows
 
 FIRST_N = 1_000_000  # numbers no earlier phase of the bench used
 _MAPPED = re.compile(r'^hookline_mapper_messages_total\{outcome="mapped"\} (\S+)$', re.M)
@@ -60,17 +61,6 @@ async def _mapped(session: aiohttp.ClientSession, metrics_url: str) -> float:
     return float(found.group(1)) if found else 0.0
 
 
-async def _wait_until(
-    check: Callable[[], Awaitable[bool]], timeout_s: float, poll_s: float = 0.05
-) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if await check():
-            return True
-        await asyncio.sleep(poll_s)
-    return False
-
-
 async def mapper_drain(
     system: procs.Hookline,
     api: hookapi.Api,
@@ -92,12 +82,9 @@ async def mapper_drain(
     async with aiohttp.ClientSession(connector=pool, timeout=timeout) as session:
 
         async def known() -> bool:
-            probe = {"Content-Type": "application/x-probe"}
-            async with session.post(connector["url"], data=b"?", headers=probe) as resp:
-                return resp.status == 415
+            return await ingest_knows(session, connector["url"])
 
-        if not await _wait_until(known, 30):
-            raise RuntimeError("ingest never learned the bench-mapper connector")
+        await wait_for(known, timeout_s=30, what="ingest to learn the bench-mapper connector")
         before = await _mapped(session, metrics_url)
         downstream: dict[str, int] = {k: pids[k] for k in ("mapper", "executor", "config")}
         with procs.Paused(downstream) as paused:
@@ -121,7 +108,10 @@ async def mapper_drain(
             async def drained() -> bool:
                 return await _mapped(session, metrics_url) >= target
 
-            complete = await _wait_until(drained, timeout_s)
+            try:
+                complete: bool = await wait_for(drained, timeout_s=timeout_s, what="the drain")
+            except AssertionError:  # reported as incomplete, not raised
+                complete = False
             drain_s = time.monotonic() - t1
             cores = meter.finish(meter.stop())
             for profiler in profilers:

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 import aiohttp
 import pytest
@@ -136,6 +136,18 @@ async def start_app() -> AsyncIterator[Callable[..., Awaitable[Running]]]:
     yield _start
     for running in reversed(started):
         await running.stop()
+
+
+@overload
+async def wait_for(
+    probe: Callable[[], Awaitable[T | None]], *, timeout_s: float = ..., what: str = ...
+) -> T: ...
+
+
+@overload
+async def wait_for(
+    probe: Callable[[], T | None], *, timeout_s: float = ..., what: str = ...
+) -> T: ...
 
 
 async def wait_for(
