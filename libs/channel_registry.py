@@ -9,7 +9,7 @@ channel id without a Mongo round trip and sees an edit within milliseconds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, KeysView
+from collections.abc import Callable, Iterable, KeysView
 
 import msgspec
 import nats.js.errors
@@ -17,12 +17,13 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
+from libs import jsonvalue
 from libs.channels import Channel
 from libs.kvmirror import KvMirror
 from libs.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
-_decode = msgspec.json.Decoder(Channel).decode
+_decode: Callable[[bytes], Channel] = jsonvalue.Decoder(Channel).decode  # type: ignore[arg-type]
 
 
 def bucket_name(settings: Settings) -> str:

@@ -14,6 +14,7 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
+from libs import jsonvalue
 from libs.structure import TypeChange
 
 _ID_PREFIX = os.urandom(8).hex()  # per process; re-drawn in forked children below
@@ -62,13 +63,17 @@ class Request(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class EventReceived(Envelope, tag="event.received.v1", frozen=True):
-    """Ingest stored a request. ``body`` is the parsed body (JSON value, form dict, text)."""
+    """Ingest stored a request. ``body`` is the parsed body (JSON value, form dict, text;
+    None for an empty or binary body); ``raw`` the exact bytes received, the record
+    that replays re-parse and signatures are checked on (None only for events logged
+    before raw bodies were kept)."""
 
     request: Request
     body: Any
     custom_variables: dict[str, Any]
     idempotency_key: str | None = None
     replay_of: str | None = None  # set on a replay: the event id it re-runs
+    raw: bytes | None = None
 
     def document(self) -> dict[str, Any]:
         """The event as the connector's JSON: what structure inference sees."""
@@ -153,9 +158,10 @@ _encoder = msgspec.json.Encoder()
 encode = _encoder.encode
 
 
-def decoder(kind: type[T]) -> msgspec.json.Decoder[T]:
-    """One typed decoder per consumer, built once (decoding is the hot path)."""
-    return msgspec.json.Decoder(kind)
+def decoder(kind: type[T]) -> jsonvalue.Decoder[T]:
+    """One typed decoder per consumer, built once (decoding is the hot path); exact for
+    integers of any size (see ``libs.jsonvalue``)."""
+    return jsonvalue.Decoder(kind)
 
 
 class IngestNotice(Envelope, tag="ingest.notice.v1", frozen=True):

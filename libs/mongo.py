@@ -3,6 +3,11 @@
 PyMongo's async API (``pymongo.AsyncMongoClient``, motor's successor).  Hot paths
 write in batches (``bulk_write``); single-document round trips are for operator
 actions only (saves, rotations, resets), which are rare.
+
+Documents that hold values from outside (event log entries, structures, connector
+configurations and versions) are written through ``mongo_codec.to_bson`` and read
+through ``from_bson``: every JSON value comes back as it was sent, whatever its
+integers or keys (see that module).
 """
 
 from __future__ import annotations
@@ -16,6 +21,7 @@ from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
 
+from libs.mongo_codec import from_bson, to_bson
 from libs.settings import Settings
 
 Doc = dict[str, Any]
@@ -33,6 +39,10 @@ _RECEIVED_FIELDS = (
     "idempotency_key",
     "replay_of",
 )
+
+
+def _read(doc: Doc | None) -> Doc | None:
+    return None if doc is None else from_bson(doc)  # type: ignore[no-any-return]
 
 
 class StaleVersion(Exception):
@@ -81,6 +91,7 @@ class Store:
     # ------------------------------------------------------------ connectors
 
     async def insert_connector(self, doc: Doc) -> None:
+        doc = to_bson(doc)
         await self.connectors.insert_one(doc)
         await self.versions.insert_one(
             {
@@ -92,10 +103,11 @@ class Store:
         )
 
     async def list_connectors(self) -> list[Doc]:
-        return await self.connectors.find({}).sort("created_at", ASCENDING).to_list(None)
+        rows = await self.connectors.find({}).sort("created_at", ASCENDING).to_list(None)
+        return [from_bson(r) for r in rows]
 
     async def get_connector(self, connector_id: str) -> Doc | None:
-        return await self.connectors.find_one({"_id": connector_id})
+        return _read(await self.connectors.find_one({"_id": connector_id}))
 
     async def delete_connector(self, connector_id: str) -> bool:
         result = await self.connectors.delete_one({"_id": connector_id})
@@ -111,6 +123,7 @@ class Store:
         connector update below were interrupted no version number is used twice.
         """
         new_version = based_on + 1
+        changes = to_bson(dict(changes))
         try:
             await self.versions.insert_one(
                 {
@@ -131,7 +144,7 @@ class Store:
             await self.versions.delete_one({"connector_id": connector_id, "version": new_version})
             raise StaleVersion
         await self._prune_versions(connector_id, new_version)
-        return doc
+        return from_bson(doc)  # type: ignore[no-any-return]
 
     async def _prune_versions(self, connector_id: str, latest: int) -> None:
         await self.versions.delete_many(
@@ -140,31 +153,36 @@ class Store:
 
     async def list_versions(self, connector_id: str) -> list[Doc]:
         cursor = self.versions.find({"connector_id": connector_id}).sort("version", DESCENDING)
-        return await cursor.limit(KEEP_VERSIONS).to_list(None)
+        return [from_bson(r) for r in await cursor.limit(KEEP_VERSIONS).to_list(None)]
 
     async def get_version(self, connector_id: str, version: int) -> Doc | None:
-        return await self.versions.find_one({"connector_id": connector_id, "version": version})
+        row = await self.versions.find_one({"connector_id": connector_id, "version": version})
+        return _read(row)
 
     async def set_token(self, connector_id: str, fields: Mapping[str, Any]) -> Doc | None:
-        return await self.connectors.find_one_and_update(
-            {"_id": connector_id}, {"$set": dict(fields)}, return_document=ReturnDocument.AFTER
+        return _read(
+            await self.connectors.find_one_and_update(
+                {"_id": connector_id},
+                {"$set": to_bson(dict(fields))},
+                return_document=ReturnDocument.AFTER,
+            )
         )
 
     # ------------------------------------------------------------ structures
 
     async def get_structure(self, connector_id: str) -> Doc | None:
-        return await self.structures.find_one({"_id": connector_id})
+        return _read(await self.structures.find_one({"_id": connector_id}))
 
     async def insert_structure_if_absent(self, connector_id: str, doc: Doc) -> bool:
         """The first event's structure wins; later ones don't overwrite it."""
         try:
-            await self.structures.insert_one({"_id": connector_id, **doc})
+            await self.structures.insert_one(to_bson({"_id": connector_id, **doc}))
         except DuplicateKeyError:
             return False
         return True
 
     async def replace_structure(self, connector_id: str, doc: Doc) -> None:
-        await self.structures.replace_one({"_id": connector_id}, doc, upsert=True)
+        await self.structures.replace_one({"_id": connector_id}, to_bson(doc), upsert=True)
 
     # ------------------------------------------------------------ event log
 
@@ -175,7 +193,7 @@ class Store:
         exists already (a redelivery, or the verdict got there first) is a duplicate-key
         error, which is ignored, and the ids tell the caller which events to count.
         """
-        return await self._insert_new(self.events, docs)
+        return await self._insert_new(self.events, [to_bson(d) for d in docs])
 
     @staticmethod
     async def _insert_new(col: AsyncCollection[Doc], docs: Sequence[Doc]) -> set[str]:
@@ -207,6 +225,7 @@ class Store:
         """
         if not docs:
             return set(), set()
+        docs = [to_bson(d) for d in docs]
         inserted = await self._insert_new(self.events, docs)
         rest = [d for d in docs if d["_id"] not in inserted]
         if not rest:
@@ -263,7 +282,7 @@ class Store:
         return await cursor.limit(limit).to_list(None)
 
     async def get_event(self, connector_id: str, event_id: str) -> Doc | None:
-        return await self.events.find_one({"_id": event_id, "connector_id": connector_id})
+        return _read(await self.events.find_one({"_id": event_id, "connector_id": connector_id}))
 
     # ------------------------------------------------------------ stats
 

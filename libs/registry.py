@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import time
 
-import msgspec
-
+from libs import jsonvalue
 from libs.connector import ConnectorSnapshot
 from libs.kvmirror import KvMirror
 
@@ -19,7 +18,7 @@ class Registry(KvMirror[ConnectorSnapshot]):
     name = "registry"
 
     def __init__(self) -> None:
-        super().__init__(msgspec.json.Decoder(ConnectorSnapshot).decode)
+        super().__init__(jsonvalue.Decoder(ConnectorSnapshot).decode)
         self._by_token: dict[str, str] = {}
 
     def by_id(self, connector_id: str) -> ConnectorSnapshot | None:

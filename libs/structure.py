@@ -35,6 +35,7 @@ import msgspec
 from genson import SchemaBuilder
 from genson.schema.node import SchemaGenerationError
 
+from libs import jsonvalue
 from libs.paths import join
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
@@ -679,8 +680,8 @@ def to_document(structure: Structure, *, from_event: str | None) -> dict[str, An
 
 def from_document(doc: dict[str, Any]) -> Structure:
     return Structure(
-        sample=msgspec.json.decode(doc["sample_json"]),
-        schema=msgspec.json.decode(doc["schema_json"]),
+        sample=jsonvalue.decode(doc["sample_json"]),
+        schema=jsonvalue.decode(doc["schema_json"]),
         fields=msgspec.convert(doc.get("fields") or [], list[Field]),
         truncated=bool(doc.get("truncated", False)),
     )

@@ -60,9 +60,9 @@ def forward_n(url: str, step_id: str = "call") -> dict[str, Any]:
 
 async def ingest_knows(session: aiohttp.ClientSession, url: str) -> bool:
     """Whether an ingest knows this connector URL, without storing an event: a known
-    connector refuses an unsupported body with 415, an unknown URL answers 404."""
-    async with session.post(url, data=b"?", headers={"Content-Type": "application/x-probe"}) as r:
-        return r.status == 415
+    connector refuses a JSON body that is not JSON with 400, an unknown URL answers 404."""
+    async with session.post(url, data=b"?", headers={"Content-Type": "application/json"}) as r:
+        return r.status == 400
 
 
 class Api:

@@ -5,14 +5,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import msgspec
 from aiohttp import web
 from nats.js.kv import KeyValue
 
+from libs import jsonvalue, natsio
 from libs import mongo as hmongo
-from libs import natsio
 from libs.http import ApiError
-from libs.jsonlimits import INT64_MAX, oversized_int_path
+from libs.mongo_codec import INT64_MAX
 from libs.settings import Settings
 
 
@@ -38,18 +37,12 @@ async def body_json(request: web.Request, *, optional: bool = False) -> dict[str
         raise ApiError(415, "unsupported_media_type", "send the body as application/json")
     raw = await request.read()
     try:
-        body = _json.decode(raw)  # strict UTF-8: lone surrogates are refused here
-    except msgspec.DecodeError as exc:
-        raise ApiError(400, "invalid_json", f"body is not valid JSON: {exc}") from None
+        body = jsonvalue.loads(raw)  # exact integers; lone surrogates are refused here
+    except jsonvalue.JsonError as exc:
+        raise ApiError(exc.status, exc.code, exc.message) from None
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
-    path = oversized_int_path(body, raw)
-    if path is not None:
-        raise ApiError(422, "number_out_of_range", f"integer at {path} does not fit in 64 bits")
     return body
-
-
-_json = msgspec.json.Decoder()
 
 
 def int_param(value: Any, what: str) -> int:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import base64
 from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from libs import events, natsio, subjects
+from libs import events, jsonvalue, natsio, subjects
+from libs.bodies import BadRequest, parse_request
 from libs.http import ApiError
 from services.config.connectors_api import known_for, parse_config
 from services.config.context import CTX, body_json, connector_or_404, int_param
@@ -32,9 +34,21 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def raw_body(raw: bytes | None) -> dict[str, Any] | None:
+    """The exact bytes received: as text when they are UTF-8, else base64."""
+    if raw is None:
+        return None
+    try:
+        return {"encoding": "utf-8", "data": raw.decode("utf-8"), "size": len(raw)}
+    except UnicodeDecodeError:
+        return {"encoding": "base64", "data": base64.b64encode(raw).decode(), "size": len(raw)}
+
+
 def detail(doc: dict[str, Any]) -> dict[str, Any]:
     return summary(doc) | {
         "request": doc.get("request"),
+        "raw_body": raw_body(doc.get("raw")),
+        "degraded": doc.get("degraded"),
         "event": {"body": doc.get("body"), "custom_variables": doc.get("custom_variables")},
         "mapping": doc.get("mapping"),
         "drift": doc.get("drift"),
@@ -118,17 +132,29 @@ async def replay(request: web.Request) -> web.Response:
 def received_from_log(
     row: dict[str, Any], version: int, *, event_id: str, replay_of: str | None
 ) -> events.EventReceived:
-    """A logged event as it was received (for replays and dry-runs)."""
+    """A logged event as it was received (for replays and dry-runs): the raw bytes
+    parsed again (the record), or the parsed body of an entry from before raw bodies."""
+    request = msgspec.convert(row["request"], events.Request)
+    raw: bytes | None = row.get("raw")
+    body = row.get("body")
+    if raw is not None:
+        try:
+            body = parse_request(request.content_type, raw)
+        except BadRequest as exc:  # accepted once, refused now: the bounds changed
+            raise ApiError(
+                422, "unparseable_event", f"the event's body no longer parses: {exc.message}"
+            ) from None
     return events.EventReceived(
         event_id=event_id,
         connector_id=row["connector_id"],
         connector_version=version,
         occurred_at=events.utcnow(),
         correlation_id=row.get("correlation_id") or row["_id"],
-        request=msgspec.convert(row["request"], events.Request),
-        body=row.get("body"),
+        request=request,
+        body=body,
         custom_variables=row.get("custom_variables") or {},
         replay_of=replay_of,
+        raw=raw,
     )
 
 
@@ -173,7 +199,7 @@ async def dry_run(request: web.Request) -> web.Response:
         )
     except Exception:
         raise ApiError(503, "executor_unavailable", "no executor answered the dry-run") from None
-    result = msgspec.json.decode(reply.data)
+    result = jsonvalue.decode(reply.data)
     if "steps" not in result:
         raise ApiError(422, "dry_run_failed", str(result["error"]))
     return web.json_response(

@@ -11,23 +11,29 @@ has created the entry, so the received insert is a skipped duplicate.  On Secant
 that is an insert per event instead of an insert and an update (about a quarter of
 the cost).  An event still waiting for its verdict is in the log as ``received`` after
 ``grace_s``.
+
+No message that ingest answered 2xx for is ever dropped: an entry that cannot be
+stored as it is (a parsed form the database refuses) is stored degraded (the raw
+bytes and the reason, without the parsed parts), and a message that is not even
+ours to decode keeps what can be read of it.  Nothing is terminated unlogged.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
 from pymongo.errors import ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 
-from libs import events, natsio
+from libs import events, jsonvalue, natsio
 from libs import logging as hlog
 from libs import mongo as hmongo
 
 _received = events.decoder(events.EventReceived).decode
-_logs: Any = msgspec.json.Decoder(events.LogStreamEvent).decode
+_logs: Any = jsonvalue.Decoder(events.LogStreamEvent).decode  # type: ignore[arg-type]
 
 
 def received_doc(ev: events.EventReceived) -> dict[str, Any]:
@@ -43,7 +49,64 @@ def received_doc(ev: events.EventReceived) -> dict[str, Any]:
         "custom_variables": ev.custom_variables,
         "idempotency_key": ev.idempotency_key,
         "replay_of": ev.replay_of,
+        "raw": ev.raw,
     }
+
+
+# What a degraded entry leaves out, in two steps: first the parsed parts (the usual
+# trouble: a value the database cannot hold), then what is left that a sender chose.
+_PARSED = ("body", "custom_variables", "mapping", "drift", "execution")
+_SENT = ("raw", "request")
+
+
+def degraded(doc: dict[str, Any], reason: str, level: int) -> dict[str, Any]:
+    """``doc`` without what could not be stored, saying so; ``level`` 1 or 2."""
+    out = {k: v for k, v in doc.items() if k not in _PARSED}
+    out["degraded"] = reason[:500]
+    if "execution" in doc:  # keep what each step did, not what it returned
+        out["execution"] = [
+            {k: s.get(k) for k in ("step_id", "type", "status", "error")}
+            for s in doc["execution"] or []
+        ]
+    if level > 1:
+        for key in _SENT:
+            out.pop(key, None)
+        if isinstance(doc.get("request"), dict):
+            out["request"] = {
+                k: v for k, v in doc["request"].items() if k in ("method", "size", "content_type")
+            }
+        out["execution"] = [{"step_id": str(s.get("step_id"))} for s in out.get("execution", [])]
+    return out
+
+
+def salvaged(data: bytes, reason: str) -> dict[str, Any] | None:
+    """A degraded entry from a message its decoder refused, if it names an event."""
+    try:
+        value = jsonvalue.decode(data)
+    except (msgspec.DecodeError, ValueError, RecursionError):
+        return None
+    if not isinstance(value, dict):
+        return None
+    inner = value.get("received")
+    ev: dict[str, Any] = inner if isinstance(inner, dict) else value
+    if not isinstance(ev.get("event_id"), str) or not isinstance(ev.get("connector_id"), str):
+        return None
+    status = value.get("status") if inner is ev else "received"
+    try:
+        received_at = msgspec.convert(ev.get("occurred_at"), datetime)
+    except msgspec.ValidationError:
+        received_at = events.utcnow()
+    return {
+        "_id": ev["event_id"],
+        "connector_id": ev["connector_id"],
+        "connector_version": ev.get("connector_version")
+        if isinstance(ev.get("connector_version"), int)
+        else 0,
+        "correlation_id": str(ev.get("correlation_id") or ev["event_id"]),
+        "received_at": received_at,
+        "status": status if status in ("received", "succeeded", "failed", "filtered") else "failed",
+        "degraded": f"undecodable message: {reason}"[:500],
+    } | ({"outcome_at": events.utcnow()} if inner is ev else {})
 
 
 def outcome_doc(ev: events.ExecutionLogged) -> dict[str, Any]:
@@ -64,9 +127,9 @@ def outcome_doc(ev: events.ExecutionLogged) -> dict[str, Any]:
 
 class Projector:
     """Each handler writes a whole batch at once; a batch that fails for a reason other
-    than the database being unreachable is retried message by message, so one message
-    that cannot be stored is set aside (terminated and logged) instead of blocking
-    every message behind it forever."""
+    than the database being unreachable is retried message by message, and a message
+    whose entry still cannot be stored is stored degraded (see :func:`degraded`)
+    instead of blocking every message behind it forever."""
 
     def __init__(
         self,
@@ -80,14 +143,15 @@ class Projector:
         self.projected = projected  # (projection, messages written)
 
     async def on_received(self, msgs: Sequence[natsio.Msg]) -> None:
-        pairs = []
+        pairs: list[tuple[natsio.Msg, dict[str, Any]]] = []
         now = events.utcnow()
         for msg in msgs:
             try:
                 event = _received(msg.data)
-            except msgspec.DecodeError as exc:
-                hlog.get().error("projector.undecodable", error=str(exc))
-                await msg.term()
+            except (msgspec.DecodeError, ValueError) as exc:
+                doc = await _undecodable(msg, exc)
+                if doc is not None:
+                    pairs.append((msg, doc))
                 continue
             wait_s = self.grace_s - (now - event.occurred_at).total_seconds()
             if wait_s > 0 and msg.metadata.num_delivered == 1:
@@ -108,25 +172,33 @@ class Projector:
         await _ack_all([msg for msg, _ in pairs])
 
     async def on_log(self, msgs: Sequence[natsio.Msg]) -> None:
-        pairs = []
+        pairs: list[tuple[natsio.Msg, LogItem]] = []
         for msg in msgs:
             try:
-                pairs.append((msg, _logs(msg.data)))
-            except msgspec.DecodeError as exc:
-                hlog.get().error("projector.undecodable", error=str(exc))
-                await msg.term()
+                ev = _logs(msg.data)
+            except (msgspec.DecodeError, ValueError) as exc:
+                doc = await _undecodable(msg, exc)
+                if doc is not None:
+                    pairs.append((msg, doc))
+                continue
+            if isinstance(ev, events.IngestNotice):
+                pairs.append((msg, ev))
+            elif ev.dry_run:
+                pairs.append((msg, None))
+            else:
+                pairs.append((msg, outcome_doc(ev)))
         await _isolating(pairs, self._logs)
         self.projected("projector-logs", len(pairs))
 
-    async def _logs(self, pairs: Sequence[tuple[natsio.Msg, Any]]) -> None:
+    async def _logs(self, pairs: Sequence[tuple[natsio.Msg, LogItem]]) -> None:
         outcomes: list[dict[str, Any]] = []
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for _, ev in pairs:
-            if isinstance(ev, events.IngestNotice):
-                field = "duplicates" if ev.kind == "duplicate" else "rejected"
-                counts[ev.connector_id][field] += 1
-            elif not ev.dry_run:
-                outcomes.append(outcome_doc(ev))
+        for _, item in pairs:
+            if isinstance(item, events.IngestNotice):
+                field = "duplicates" if item.kind == "duplicate" else "rejected"
+                counts[item.connector_id][field] += 1
+            elif item is not None:
+                outcomes.append(item)
         first, created = await self.store.record_outcomes(outcomes)
         for doc in outcomes:
             if doc["_id"] in first:
@@ -139,7 +211,11 @@ class Projector:
         await _ack_all([msg for msg, _ in pairs])
 
 
+# A log stream message as the projection writes it: a notice (counted), an entry
+# (written), or nothing to write (a dry-run's verdict, only acknowledged).
+LogItem = events.IngestNotice | dict[str, Any] | None
 T = TypeVar("T")
+RETRY_UNSTORABLE_S = 60.0
 
 
 async def _isolating(
@@ -155,14 +231,43 @@ async def _isolating(
         raise  # the database is away: the batch is redelivered after ack_wait
     except Exception as exc:
         hlog.get().warning("projector.batch_failed", error=repr(exc), count=len(pairs))
-    for pair in pairs:
+    for msg, item in pairs:
         try:
-            await write([pair])
+            await write([(msg, item)])
+            continue
         except UNREACHABLE:
             raise
         except Exception as exc:
-            hlog.get().error("projector.unstorable", error=repr(exc), subject=pair[0].subject)
-            await pair[0].term()
+            reason = repr(exc)
+        for level in (1, 2):
+            if not isinstance(item, dict):
+                break
+            hlog.get().warning(
+                "projector.degraded", event_id=item.get("_id"), error=reason, level=level
+            )
+            try:
+                await write([(msg, degraded(item, reason, level))])  # type: ignore[list-item]
+                break
+            except UNREACHABLE:
+                raise
+            except Exception as again:
+                reason = f"{reason}; then {again!r}"
+        else:
+            # Not even the entry's ids could be stored: keep the message, try later.
+            hlog.get().error("projector.unstorable", error=reason, subject=msg.subject)
+            await msg.nak(delay=RETRY_UNSTORABLE_S)
+
+
+async def _undecodable(msg: natsio.Msg, exc: Exception) -> dict[str, Any] | None:
+    """A degraded entry for a message its decoder refused; None (terminated, logged
+    as an error) when it does not even name an event, so it was no event of ingest's."""
+    doc = salvaged(msg.data, str(exc))
+    if doc is None:
+        hlog.get().error("projector.undecodable", error=str(exc), subject=msg.subject)
+        await msg.term()
+    else:
+        hlog.get().warning("projector.salvaged", event_id=doc["_id"], error=str(exc))
+    return doc
 
 
 # Errors that say "try again later", not "this message is bad".

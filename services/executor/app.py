@@ -265,7 +265,7 @@ class NoJournal:
 
 async def serve_dry_runs(nc: natsio.Client, executor: Executor, prefix: str) -> Any:
     """Answer dry-run requests: every step evaluated, actions rendered but not sent."""
-    decode = msgspec.json.Decoder(events.DryRunRequest).decode
+    decode = events.decoder(events.DryRunRequest).decode
 
     async def on_request(msg: natsio.Msg) -> None:
         try:

@@ -13,18 +13,18 @@ from typing import Any
 
 import aiohttp
 import msgspec
-from aiohttp import web
+from aiohttp import hdrs, web
 from multidict import CIMultiDictProxy
 
 from libs import events, natsio, paths, subjects, templating
 from libs import logging as hlog
+from libs.bodies import BadRequest, parse_query, parse_request
 from libs.connector import ConnectorSnapshot
 from libs.http import error
 from libs.metrics import add_ops_routes
 from libs.registry import Registry
 from libs.settings import Settings
 from services.ingest.metrics import IngestMetrics
-from services.ingest.parsing import BadRequest, media_type, parse_body, query_variables
 from services.ingest.ratelimit import TokenBuckets
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -56,39 +56,28 @@ def _headers(raw: CIMultiDictProxy[str]) -> dict[str, str]:
     return out
 
 
-async def _read_body(request: web.Request, limit: int) -> Any:
-    """Parse the body within ``limit`` bytes. Multipart keeps fields, not file contents."""
+async def _read_raw(request: web.Request, limit: int) -> bytes:
+    """The whole body, however it arrives (segments, chunked, gzip/deflate decoded by
+    aiohttp in bounded steps); 413 as soon as more than ``limit`` bytes came in."""
     if request.content_length is not None and request.content_length > limit:
-        raise BadRequest(413, "payload_too_large", f"body exceeds the limit of {limit} bytes")
-    media = media_type(request.content_type)
-    if media == "multipart/form-data":
-        return await _read_multipart(request, limit)
-    raw = await request.content.read(limit + 1)
-    if len(raw) > limit:
-        raise BadRequest(413, "payload_too_large", f"body exceeds the limit of {limit} bytes")
-    return parse_body(media if request.body_exists else "", raw, request.charset)
-
-
-async def _read_multipart(request: web.Request, limit: int) -> Any:
-    fields: dict[str, Any] = {}
+        raise _too_large(limit)
+    if not request.body_exists:
+        return b""
+    chunks: list[bytes] = []
     total = 0
     try:
-        reader = await request.multipart()
-        while (part := await reader.next()) is not None:
-            if not isinstance(part, aiohttp.BodyPartReader):
-                continue
-            data = await part.read(decode=True)
-            total += len(data)
+        async for chunk in request.content.iter_any():
+            total += len(chunk)
             if total > limit:
-                raise BadRequest(413, "payload_too_large", f"body exceeds {limit} bytes")
-            name = part.name or f"field{len(fields)}"
-            if part.filename:
-                fields[name] = {"filename": part.filename, "size": len(data)}
-            else:
-                fields[name] = data.decode(part.get_charset("utf-8"), errors="replace")
-    except (ValueError, AssertionError) as exc:
-        raise BadRequest(400, "invalid_multipart", f"malformed multipart body: {exc}") from None
-    return fields
+                raise _too_large(limit)
+            chunks.append(chunk)
+    except aiohttp.http_exceptions.HttpProcessingError as exc:  # bad gzip, bad chunking
+        raise BadRequest(400, "invalid_body", f"body could not be read: {exc.message}") from None
+    return b"".join(chunks)
+
+
+def _too_large(limit: int) -> BadRequest:
+    return BadRequest(413, "payload_too_large", f"body exceeds the limit of {limit} bytes")
 
 
 _encode = msgspec.json.Encoder().encode
@@ -144,10 +133,13 @@ class Ingest:
         if rate and not self.buckets.allow(snap.id, rate, time.monotonic()):
             raise BadRequest(429, "rate_limited", f"over the connector's limit of {rate}/s")
         limit = snap.config.max_body_bytes or self.settings.max_body_bytes
-        body = None if request.method == "GET" else await _read_body(request, limit)
-        size = request.content_length or 0
+        raw = await _read_raw(request, limit)
+        content_type = request.headers.get(hdrs.CONTENT_TYPE)
+        content_type = None if content_type is None else _clean(content_type)
+        body = parse_request(content_type, raw)
+        size = len(raw)
         self.metrics.body_bytes.observe(size)
-        custom = query_variables(list(request.query.items()))
+        custom = parse_query(request.rel_url.raw_query_string)
         event_id = events.new_id()
         event = events.EventReceived(
             event_id=event_id,
@@ -160,10 +152,11 @@ class Ingest:
                 headers=_headers(request.headers),
                 query=custom,
                 source_ip=request.remote,
-                content_type=request.content_type if request.body_exists else None,
+                content_type=content_type,
                 size=size,
             ),
             body=body,
+            raw=raw,
             custom_variables=custom,
         )
         key = self._idempotency_key(snap, event)

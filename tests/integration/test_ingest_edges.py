@@ -3,6 +3,7 @@ idempotency keys (duplicates acknowledged, stored once)."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import aiohttp
@@ -80,31 +81,38 @@ async def test_rate_limit_and_idempotency(
         await system.stop()
 
 
-async def test_unstorable_input_is_refused_or_cleaned(
+async def test_values_bson_cannot_hold_are_logged_exactly(
     settings: Settings, session: aiohttp.ClientSession
 ) -> None:
-    """An integer beyond 64 bits cannot be logged: 400, not a 200 that never shows up.
-    Header bytes that are not UTF-8 are kept (replaced), not a reason to answer 503."""
+    """An integer beyond 64 bits and a NUL in a key are accepted and logged as sent (not
+    a 400, not a 200 that never shows up).  Header bytes that are not UTF-8 are kept
+    (replaced), not a reason to answer 503."""
     system = await InProcessSystem(settings).start()
     try:
         api = Api(session, system.apps["config"].url, settings.admin_token)
         connector = await api.create_connector("edges")
         await system.knows(connector)
         url = system.ingest_url(connector)
-        async with session.post(
-            url, data=b'{"n": 18446744073709551616}', headers={"Content-Type": "application/json"}
-        ) as r:
-            assert r.status == 400
-            error = (await r.json())["error"]
-            assert error["code"] == "number_out_of_range" and "$.n" in error["message"]
+        sent = b'{"n": 18446744073709551616, "k\\u0000ey": -9223372036854775809}'
+        async with session.post(url, data=sent, headers={"Content-Type": "application/json"}) as r:
+            assert r.status == 200
+            big = (await r.json())["event_id"]
         raw_header = "ok \udced\udca0\udc80"  # what aiohttp makes of bytes ED A0 80
         async with session.post(url, json={"n": 1}, headers={"X-Odd": raw_header}) as r:
             assert r.status == 200
 
         async def logged() -> bool:
             stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
-            return bool(stats["succeeded"] == 1 and stats["rejected"] == 1)
+            return bool(stats["succeeded"] == 2 and stats["received"] == 2)
 
-        await wait_for(logged, what="the clean event logged and the bad one rejected")
+        await wait_for(logged, what="both events logged")
+        async with session.get(
+            f"{system.apps['config'].url}/api/v1/connectors/{connector['id']}/events/{big}",
+            headers=api.headers,
+        ) as r:
+            text = await r.read()
+        detail = json.loads(text)
+        assert detail["event"]["body"] == {"n": 2**64, "k\x00ey": -(2**63) - 1}
+        assert detail["raw_body"] == {"encoding": "utf-8", "data": sent.decode(), "size": len(sent)}
     finally:
         await system.stop()

@@ -114,9 +114,9 @@ async def test_structure_learned_from_first_event(
             "invalid_json",
         ),
         (
-            {"data": b"\x89PNG", "headers": {"Content-Type": "image/png"}},
-            415,
-            "unsupported_media_type",
+            {"data": b"x", "headers": {"Content-Type": "text/plain; charset=zlib_codec"}},
+            400,
+            "unsupported_charset",
         ),
         (
             {"data": b"x" * 2048, "headers": {"Content-Type": "text/plain"}},
@@ -124,7 +124,7 @@ async def test_structure_learned_from_first_event(
             "payload_too_large",
         ),
     ],
-    ids=["invalid-json", "unsupported-media", "too-large"],
+    ids=["invalid-json", "unsupported-charset", "too-large"],
 )
 async def test_bad_input_gets_clear_4xx(
     system: InProcessSystem,
@@ -179,7 +179,13 @@ async def test_body_kinds_and_query(
     events = [await api.call("GET", f"/api/v1/connectors/{cid}/events/{i}") for i in ids]
     assert events[0]["event"] == {"body": None, "custom_variables": {"name": "q", "tag": "x"}}
     assert events[1]["event"]["body"] == {"name": "Ann", "city": "Oslo"}
-    assert events[2]["event"]["body"] == {"name": "Ann", "file": {"filename": "a.txt", "size": 3}}
+    assert events[2]["event"]["body"] == {
+        "name": "Ann",
+        "file": {"filename": "a.txt", "content_type": "text/plain", "size": 3},
+    }
+    raw = events[2]["raw_body"]  # the file's bytes are in the record, not in the body
+    assert raw["encoding"] == "utf-8" and 'filename="a.txt"' in raw["data"]
+    assert "\r\n\r\nabc\r\n" in raw["data"] and raw["size"] == len(raw["data"].encode())
     assert events[3]["event"]["body"] == "plain words"
     assert events[4]["event"]["body"] == [1, 2, 3]
     assert [e["request"]["method"] for e in events] == ["GET", "POST", "PUT", "PATCH", "POST"]
