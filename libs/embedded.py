@@ -94,15 +94,25 @@ def spawn(
     return Proc(name, popen, url, log_path)
 
 
+# An event carries its raw bytes (base64) and its parsed body: about 2.4 times the
+# body, so the 1 MB default body limit needs more than NATS's 1 MB default payload.
+# Compose and Kubernetes set the same (deploy/).
+NATS_CONF = "max_payload: 8MB\n"
+
+
 def start_nats(data_dir: Path, port: int | None = None, monitor_port: int | None = None) -> Proc:
     port = port or free_port()
     monitor_port = monitor_port or free_port()
     store = data_dir / "nats"
     store.mkdir(parents=True, exist_ok=True)
+    conf = data_dir / "nats.conf"
+    conf.write_text(NATS_CONF)
     proc = spawn(
         "nats",
         [
             _bin("nats-server"),
+            "-c",
+            str(conf),
             "-js",
             "-sd",
             str(store),

@@ -186,17 +186,23 @@ class Store:
 
     # ------------------------------------------------------------ event log
 
-    async def record_received(self, docs: Sequence[Doc]) -> set[str]:
+    async def record_received(
+        self, docs: Sequence[Doc], refused: dict[str, str] | None = None
+    ) -> set[str]:
         """Insert log entries for received events; returns the ids that were new.
 
         A plain unordered insert (the fast path of a document store): an entry that
         exists already (a redelivery, or the verdict got there first) is a duplicate-key
         error, which is ignored, and the ids tell the caller which events to count.
+        With ``refused``, an entry the database refuses (too large, say) is put there
+        with the reason instead of failing the batch: the others are written and new.
         """
-        return await self._insert_new(self.events, [to_bson(d) for d in docs])
+        return await self._insert_new(self.events, [to_bson(d) for d in docs], refused)
 
     @staticmethod
-    async def _insert_new(col: AsyncCollection[Doc], docs: Sequence[Doc]) -> set[str]:
+    async def _insert_new(
+        col: AsyncCollection[Doc], docs: Sequence[Doc], refused: dict[str, str] | None = None
+    ) -> set[str]:
         """One unordered ``insert_many``; the ids inserted (duplicates are skipped)."""
         if not docs:
             return set()
@@ -205,12 +211,17 @@ class Store:
             return {d["_id"] for d in docs}
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
+            other = [e for e in errors if e.get("code") != 11000]
+            if other and refused is None:
                 raise
+            for e in other:
+                refused[docs[e["index"]]["_id"]] = str(e.get("errmsg", ""))[:300]  # type: ignore[index]
             failed = {e["index"] for e in errors}
             return {d["_id"] for i, d in enumerate(docs) if i not in failed}
 
-    async def record_outcomes(self, docs: Sequence[Doc]) -> tuple[set[str], set[str]]:
+    async def record_outcomes(
+        self, docs: Sequence[Doc], refused: dict[str, str] | None = None
+    ) -> tuple[set[str], set[str]]:
         """Write executor verdicts. Returns (ids whose first verdict this is, ids whose
         log entry this created), so the caller counts each event once.
 
@@ -221,13 +232,20 @@ class Store:
         re-creates one deleted meanwhile, and fails with a duplicate key on an entry
         that has its verdict already (a redelivered log message), which is left as it
         is.  The server decides each case atomically, so no read is needed first and
-        nothing is counted twice.
+        nothing is counted twice.  ``refused`` as for :meth:`record_received`.
         """
         if not docs:
             return set(), set()
         docs = [to_bson(d) for d in docs]
-        inserted = await self._insert_new(self.events, docs)
-        rest = [d for d in docs if d["_id"] not in inserted]
+        mine: dict[str, str] = {}
+        inserted = await self._insert_new(self.events, docs, mine)
+        if mine and refused is None:
+            raise BulkWriteError(
+                {"writeErrors": [{"code": 2, "errmsg": next(iter(mine.values()))}]}
+            )
+        if refused is not None:
+            refused.update(mine)
+        rest = [d for d in docs if d["_id"] not in inserted and d["_id"] not in mine]
         if not rest:
             return inserted, inserted
         ops = []
@@ -247,8 +265,11 @@ class Store:
             judged_before: set[int] = set()
         except BulkWriteError as exc:
             errors = exc.details.get("writeErrors", [])
-            if any(e.get("code") != 11000 for e in errors):
+            other = [e for e in errors if e.get("code") != 11000]
+            if other and refused is None:
                 raise
+            for e in other:
+                refused[rest[e["index"]]["_id"]] = str(e.get("errmsg", ""))[:300]  # type: ignore[index]
             created = {u["index"] for u in exc.details.get("upserted", [])}
             judged_before = {e["index"] for e in errors}
         first = {d["_id"] for i, d in enumerate(rest) if i not in judged_before}

@@ -163,13 +163,13 @@ class Projector:
 
     async def _received(self, pairs: Sequence[tuple[natsio.Msg, dict[str, Any]]]) -> None:
         docs = [doc for _, doc in pairs]
-        new = await self.store.record_received(docs)
+        new, kept_back = await _degrading(docs, self.store.record_received)
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for doc in docs:
             if doc["_id"] in new:
                 counts[doc["connector_id"]]["received"] += 1
         await self.store.add_stats(counts)
-        await _ack_all([msg for msg, _ in pairs])
+        await _settle(pairs, kept_back)
 
     async def on_log(self, msgs: Sequence[natsio.Msg]) -> None:
         pairs: list[tuple[natsio.Msg, LogItem]] = []
@@ -199,7 +199,7 @@ class Projector:
                 counts[item.connector_id][field] += 1
             elif item is not None:
                 outcomes.append(item)
-        first, created = await self.store.record_outcomes(outcomes)
+        (first, created), kept_back = await _degrading(outcomes, self.store.record_outcomes)
         for doc in outcomes:
             if doc["_id"] in first:
                 counts[doc["connector_id"]][
@@ -208,7 +208,7 @@ class Projector:
             if doc["_id"] in created:  # the log overtook the received projection
                 counts[doc["connector_id"]]["received"] += 1
         await self.store.add_stats(counts)
-        await _ack_all([msg for msg, _ in pairs])
+        await _settle(pairs, kept_back)
 
 
 # A log stream message as the projection writes it: a notice (counted), an entry
@@ -230,7 +230,7 @@ async def _isolating(
     except UNREACHABLE:
         raise  # the database is away: the batch is redelivered after ack_wait
     except Exception as exc:
-        hlog.get().warning("projector.batch_failed", error=repr(exc), count=len(pairs))
+        hlog.get().warning("projector.batch_failed", error=_brief(exc), count=len(pairs))
     for msg, item in pairs:
         try:
             await write([(msg, item)])
@@ -238,7 +238,7 @@ async def _isolating(
         except UNREACHABLE:
             raise
         except Exception as exc:
-            reason = repr(exc)
+            reason = _brief(exc)
         for level in (1, 2):
             if not isinstance(item, dict):
                 break
@@ -251,7 +251,7 @@ async def _isolating(
             except UNREACHABLE:
                 raise
             except Exception as again:
-                reason = f"{reason}; then {again!r}"
+                reason = f"{reason}; then {_brief(again)}"
         else:
             # Not even the entry's ids could be stored: keep the message, try later.
             hlog.get().error("projector.unstorable", error=reason, subject=msg.subject)
@@ -270,10 +270,56 @@ async def _undecodable(msg: natsio.Msg, exc: Exception) -> dict[str, Any] | None
     return doc
 
 
+R = TypeVar("R", set[str], tuple[set[str], set[str]])
+
+
+async def _degrading(
+    docs: list[dict[str, Any]],
+    record: Callable[[Sequence[dict[str, Any]], dict[str, str]], Awaitable[R]],
+) -> tuple[R, set[str]]:
+    """Write ``docs`` with ``record``; an entry the database refuses is written again
+    degraded (twice at most, each time with less).  Returns what ``record`` says of the
+    whole batch (the ids of the degraded writes merged in) and the ids that could not
+    be written even so: their messages are kept for later, never dropped."""
+    refused: dict[str, str] = {}
+    result = await record(docs, refused)
+    for level in (1, 2):
+        if not refused:
+            break
+        by_id = {d["_id"]: d for d in docs}
+        retry = [degraded(by_id[i], reason, level) for i, reason in refused.items()]
+        for doc in retry:
+            hlog.get().warning("projector.degraded", event_id=doc["_id"], error=doc["degraded"])
+        refused = {}
+        more = await record(retry, refused)
+        result = _merge(result, more)  # type: ignore[assignment]
+    return result, set(refused)
+
+
+def _merge(a: Any, b: Any) -> Any:
+    if isinstance(a, set):
+        return a | b
+    return tuple(x | y for x, y in zip(a, b, strict=True))
+
+
+async def _settle(pairs: Sequence[tuple[natsio.Msg, Any]], kept_back: set[str]) -> None:
+    """Ack every message written; one whose entry could not be written at all waits."""
+    for msg, item in pairs:
+        if isinstance(item, dict) and item.get("_id") in kept_back:
+            hlog.get().error("projector.unstorable", event_id=item["_id"], subject=msg.subject)
+            await msg.nak(delay=RETRY_UNSTORABLE_S)
+        else:
+            await msg.ack()
+
+
+def _brief(exc: Exception) -> str:
+    """What went wrong, short: a bulk write error's repr holds the whole document."""
+    details = getattr(exc, "details", None)
+    if isinstance(details, dict) and details.get("writeErrors"):
+        first = details["writeErrors"][0]
+        return f"{type(exc).__name__}: {first.get('errmsg', '')}"[:300]
+    return repr(exc)[:300]
+
+
 # Errors that say "try again later", not "this message is bad".
 UNREACHABLE = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout)
-
-
-async def _ack_all(msgs: Sequence[natsio.Msg]) -> None:
-    for msg in msgs:
-        await msg.ack()

@@ -11,9 +11,10 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-import aiohttp
 import msgspec
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDictProxy
 
 from libs import events, natsio, paths, subjects, templating
@@ -71,8 +72,10 @@ async def _read_raw(request: web.Request, limit: int) -> bytes:
             if total > limit:
                 raise _too_large(limit)
             chunks.append(chunk)
-    except aiohttp.http_exceptions.HttpProcessingError as exc:  # bad gzip, bad chunking
-        raise BadRequest(400, "invalid_body", f"body could not be read: {exc.message}") from None
+    except (HttpProcessingError, RequestPayloadError) as exc:  # bad gzip, bad chunking
+        cause = exc.__cause__ if isinstance(exc, RequestPayloadError) else exc
+        reason = getattr(cause, "message", "") or str(cause)
+        raise BadRequest(400, "invalid_body", f"body could not be read: {reason}") from None
     return b"".join(chunks)
 
 
@@ -164,6 +167,15 @@ class Ingest:
             event = msgspec.structs.replace(event, idempotency_key=key)
         msg_id = f"{snap.id}:{key}" if key is not None else event_id
         payload = events.encode(event)
+        if len(payload) > self.app[NATS].max_payload:
+            # Raw bytes + parsed body + headers past the broker's message size: a bound,
+            # refused as one (a 503 would have the sender retry it forever).
+            raise BadRequest(
+                413,
+                "payload_too_large",
+                f"the event ({len(payload)} bytes with its parsed body) exceeds the broker's "
+                f"message limit of {self.app[NATS].max_payload} bytes",
+            )
         started = time.perf_counter()
         try:
             duplicate = await self.app[PUBLISHER].publish(
