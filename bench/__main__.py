@@ -31,7 +31,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import hookapi, mapper, procs, wrkload
+from bench import hookapi, mapper, procs, rawcost, wrkload
 from bench.payload import ORDER
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
@@ -227,6 +227,13 @@ def report(out: dict[str, Any]) -> None:
             f" ({hook['requests_per_s']:,.0f}/s) -> {_met(m['met'])} ({m['ratio']:.2f}x;"
             f" {m['ratio_alone']:.2f}x ingest's own accept rate with downstream paused)"
         )
+    for cost in out.get("raw_bytes_cost", []):
+        print(
+            f"  raw bytes kept, {cost['body_bytes']:>6} B body: "
+            f"{cost['cpu_us_per_event_without_raw']:.0f} -> "
+            f"{cost['cpu_us_per_event_with_raw']:.0f} us CPU per event in the event's code path "
+            f"({cost['ratio']:.2f}x)"
+        )
     print(f"\n  written to {RESULTS}")
 
 
@@ -305,6 +312,12 @@ def mapper_target(drain: mapper.MapperResult, ingest: wrkload.WrkResult) -> dict
     }
 
 
+# A 30 KB order with 300 line items and 64-bit ids: where the raw bytes cost most.
+_LARGE_BODY = json.dumps(
+    {"items": [{"id": 2**40 + i, "name": "x" * 50, "tags": ["a", "b"]} for i in range(300)]}
+).encode()
+
+
 def main() -> int:
     signal.signal(signal.SIGTERM, _on_sigterm)
     duration = _env_int("BENCH_DURATION", 10)
@@ -333,7 +346,10 @@ def main() -> int:
                 print("· stopping Hookline …", flush=True)
                 if system.stop() not in (0, None):
                     print(system.output()[-2000:], file=sys.stderr)
+    print("· what keeping the raw bytes costs (in process) …", flush=True)
+    raw_costs = rawcost.measure([ORDER, _LARGE_BODY])
     out = results(facts, duration, events, base, base_cores, hook)
+    out["raw_bytes_cost"] = [c.to_dict() for c in raw_costs]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
     report(out)
