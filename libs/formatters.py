@@ -51,25 +51,52 @@ def _check_zone(name: str | None) -> None:
 _NUMERIC = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
 
 
+# Numbers a formatter computes with: up to 400 significant digits and a decimal
+# exponent within ±400 (past a double's range either way).  A webhook value like
+# "1e999999" would otherwise make a million-digit integer: seconds of CPU, and a
+# number no log can hold.
+MAX_DIGITS = 400
+MAX_EXPONENT = 400
+
+
+def _bounded(number: Decimal, op: str) -> Decimal:
+    if not number.is_finite():
+        raise FormatterError(f"{op} needs a finite number, got {number}")
+    if number and (
+        len(number.as_tuple().digits) > MAX_DIGITS or abs(number.adjusted()) > MAX_EXPONENT
+    ):
+        raise FormatterError(
+            f"{op}: the number is out of range (more than {MAX_DIGITS} digits or an "
+            f"exponent beyond ±{MAX_EXPONENT})"
+        )
+    return number
+
+
 def _decimal(value: Any, op: str) -> Decimal:
-    """A number or numeric string as an exact Decimal (floats via their shortest repr)."""
+    """A number or numeric string as an exact Decimal (floats via their shortest repr),
+    within the bounds above."""
     if isinstance(value, bool):
         raise FormatterError(f"{op} needs a number, got a boolean")
     if isinstance(value, int):
-        return Decimal(value)
+        if value.bit_length() > MAX_DIGITS * 3.33:  # before making a Decimal of it
+            raise FormatterError(f"{op}: the number has more than {MAX_DIGITS} digits")
+        return _bounded(Decimal(value), op)
     if isinstance(value, float):
         if not math.isfinite(value):
             raise FormatterError(f"{op} needs a finite number, got {value!r}")
         return Decimal(repr(value))
     if isinstance(value, Decimal):
-        return value
+        return _bounded(value, op)
     if isinstance(value, str) and _NUMERIC.fullmatch(value.strip()):
-        return Decimal(value.strip())
-    raise FormatterError(f"{op} needs a number, got {value!r}")
+        if len(value) > 2 * MAX_DIGITS:  # before making a Decimal of it
+            raise FormatterError(f"{op}: the number has more than {MAX_DIGITS} digits")
+        return _bounded(Decimal(value.strip()), op)
+    raise FormatterError(f"{op} needs a number, got {str(value)[:80]!r}")
 
 
 def _plain(number: Decimal) -> int | float:
     """The JSON-friendly result: an int when integral, else a float."""
+    number = _bounded(number, "the result")
     if number == number.to_integral_value():
         return int(number)
     return float(number)

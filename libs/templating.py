@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import functools
 import json
+import math
 from collections.abc import Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
-from jinja2.sandbox import SandboxedEnvironment
+from jinja2.exceptions import SecurityError
+from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
 __all__ = ["Rendered", "TemplateError", "check", "render", "variables"]
 
@@ -45,8 +47,68 @@ def _tojson(value: Any) -> str:
     return json.dumps(value, ensure_ascii=False, default=str)
 
 
+# What one render may make.  A template comes from an operator but its values from
+# any webhook sender, and it runs on the executor's and the config API's event loop.
+MAX_OUTPUT_CHARS = 256 * 1024
+MAX_SEQUENCE = 100_000  # items or characters a * may build
+MAX_INT_BITS = 4_096  # of a ** or * result between integers
+MAX_RANGE_ITEMS = 100_000  # summed over every range() of one render
+
+
+class _Bounded(ImmutableSandboxedEnvironment):
+    """The immutable sandbox (no ``dict.update`` on ``system`` or ``body``), with ``*``
+    and ``**`` checked before they run.  Intercepted operators are also never folded
+    as constants at compile time, so saving ``{{ 7**(10**7) }}`` is quick too."""
+
+    intercepted_binops = frozenset({"*", "**"})
+
+    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
+        if operator == "**":
+            _check_power(left, right)
+        elif operator == "*":
+            _check_product(left, right)
+        return super().call_binop(context, operator, left, right)
+
+
+def _bits(value: Any) -> float:
+    return abs(value).bit_length() if isinstance(value, int) else 0.0
+
+
+def _check_power(base: Any, exponent: Any) -> None:
+    if isinstance(base, int | float) and isinstance(exponent, int | float):
+        size = abs(exponent) * max(math.log2(abs(base)) if base else 0.0, 1.0)
+        if isinstance(base, int) and exponent > 0 and size > MAX_INT_BITS:
+            raise SecurityError(f"** result too large (over {MAX_INT_BITS} bits)")
+        if abs(exponent) > MAX_INT_BITS:
+            raise SecurityError(f"** exponent too large (over {MAX_INT_BITS})")
+
+
+def _check_product(left: Any, right: Any) -> None:
+    for seq, count in ((left, right), (right, left)):
+        if isinstance(seq, str | list | tuple) and isinstance(count, int):
+            if len(seq) * count > MAX_SEQUENCE:
+                raise SecurityError(f"* result too long (over {MAX_SEQUENCE} items)")
+            return
+    if _bits(left) + _bits(right) > MAX_INT_BITS:
+        raise SecurityError(f"* result too large (over {MAX_INT_BITS} bits)")
+
+
+class _RangeBudget:
+    """``range`` with one budget for the whole render (the sandbox bounds each call)."""
+
+    def __init__(self) -> None:
+        self.left = MAX_RANGE_ITEMS
+
+    def __call__(self, *args: int) -> range:
+        items = range(*args)
+        self.left -= len(items)
+        if self.left < 0:
+            raise SecurityError(f"range() over {MAX_RANGE_ITEMS} items in one render")
+        return items
+
+
 def _env(undefined: type[Undefined]) -> SandboxedEnvironment:
-    env = SandboxedEnvironment(undefined=undefined, autoescape=False, keep_trailing_newline=True)
+    env = _Bounded(undefined=undefined, autoescape=False, keep_trailing_newline=True)
     env.filters["json"] = _tojson
     return env
 
@@ -97,7 +159,15 @@ def render(source: str, context: Mapping[str, Any]) -> Rendered:
     template = _compile(source)
     _MISSING.names = []  # rendering is synchronous: no other render interleaves here
     try:
-        text = template.render(context)
+        parts: list[str] = []
+        size = 0
+        # Streamed, so that a template making too much stops when it passes the cap.
+        for part in template.generate({**context, "range": _RangeBudget()}):
+            size += len(part)
+            if size > MAX_OUTPUT_CHARS:
+                raise TemplateError(f"output longer than {MAX_OUTPUT_CHARS} characters")
+            parts.append(part)
+        text = "".join(parts)
     except TemplateError:
         raise
     except Exception as exc:  # sandbox violations, type errors in expressions
@@ -106,12 +176,50 @@ def render(source: str, context: Mapping[str, Any]) -> Rendered:
 
 
 def check(source: str) -> str | None:
-    """The syntax problem of a template, or None."""
+    """The syntax problem of a template, or an operation on constants past the bounds
+    (``{{ 'a' * 10**9 }}``, ``{{ 7**(10**7) }}``), or None.  Checked on the syntax
+    tree, so saving such a template is refused at once instead of computing it."""
     try:
         _compile(source)
+        for node in _ENV.parse(source).find_all((nodes.Pow, nodes.Mul)):
+            _constant(node)
     except TemplateError as exc:
         return str(exc)
+    except SecurityError as exc:
+        return f"template is past a bound: {exc}"
     return None
+
+
+class _NotConstant(Exception):
+    pass
+
+
+def _constant(node: nodes.Node) -> Any:
+    """The value of a constant expression, with ``*`` and ``**`` checked first; None
+    when the expression is not made of constants only."""
+    try:
+        return _value(node)
+    except (_NotConstant, TypeError, ValueError, ArithmeticError):
+        return None  # not constant, or an error the render will report
+
+
+def _value(node: nodes.Node) -> Any:
+    if isinstance(node, nodes.Const):
+        return node.value
+    if isinstance(node, nodes.Neg):
+        return -_value(node.node)
+    if isinstance(node, nodes.List | nodes.Tuple):
+        return [_value(item) for item in node.items]
+    if isinstance(node, nodes.Pow | nodes.Mul | nodes.Add | nodes.Sub):
+        left, right = _value(node.left), _value(node.right)
+        if isinstance(node, nodes.Pow):
+            _check_power(left, right)
+            return left**right
+        if isinstance(node, nodes.Mul):
+            _check_product(left, right)
+            return left * right
+        return left + right if isinstance(node, nodes.Add) else left - right
+    raise _NotConstant
 
 
 def variables(source: str) -> list[str]:

@@ -265,3 +265,32 @@ def test_lookup_case_collision_allowed_when_case_sensitive() -> None:
     options = {"table": {"Pro": 1, "pro": 2}, "case_sensitive": True}
     assert validate("lookup", options) == []
     assert apply("lookup", "pro", options, now=NOW) == 2
+
+
+@pytest.mark.parametrize(
+    ("op", "value", "options"),
+    [
+        ("number.multiply", "1e999999", {"operand": 2}),
+        ("number.multiply", "1e5000", {"operand": 1}),
+        ("number.add", "1" * 1000, {"operand": 1}),
+        ("number.add", 10**2000, {"operand": 1}),
+        ("number.multiply", "1e300", {"operand": "1e300"}),
+        ("number.round", "1e-999999", {"digits": 2}),
+        ("number.currency", "9e999999", {"currency": "EUR"}),
+    ],
+)
+def test_numbers_past_the_bounds_fail_the_step_clearly(
+    op: str, value: Any, options: dict[str, Any]
+) -> None:
+    """Before: "1e999999" * 2 made a million-digit int (~17 s of CPU); "1e5000" an int
+    the log could not encode. Now a FormatterError saying why, computed from a Decimal
+    of at most MAX_DIGITS digits."""
+    with pytest.raises(FormatterError) as caught:
+        apply(op, value, options, now=NOW)
+    assert "range" in str(caught.value) or "digits" in str(caught.value)
+
+
+def test_numbers_inside_the_bounds_still_compute() -> None:
+    assert apply("number.multiply", "1e300", {"operand": 10}, now=NOW) == 10**301
+    assert apply("number.add", 2**64, {"operand": 1}, now=NOW) == 2**64 + 1
+    assert apply("number.multiply", "2.5e-3", {"operand": 2}, now=NOW) == 0.005
