@@ -24,6 +24,7 @@ from libs import mongo as hmongo
 from libs.connector import ConnectorConfig
 from libs.contacts import Contacts
 from libs.metrics import add_ops_routes
+from libs.mongo_codec import from_bson, to_bson
 from libs.registry import Registry
 from libs.settings import Settings
 from services.executor.actions import LiveActions
@@ -83,7 +84,7 @@ class MongoJournal:
             return engine.Claim("run")  # the previous holder's lease ran out
         row = await self.store.step_runs.find_one({"_id": self._id(step_id)})
         if row is not None and row.get("state") == "done":
-            return engine.Claim("done", row.get("output"))
+            return engine.Claim("done", from_bson(row.get("output")))
         return engine.Claim("busy")
 
     async def release(self, step_id: str) -> None:
@@ -92,12 +93,35 @@ class MongoJournal:
     async def record(self, step_id: str, output: Any) -> None:
         await self.store.step_runs.replace_one(
             {"_id": self._id(step_id)},
-            {"event_id": self.event_id, "step_id": step_id, "state": "done", "output": output},
+            {
+                "event_id": self.event_id,
+                "step_id": step_id,
+                "state": "done",
+                "output": journal_output(output),
+            },
             upsert=True,
         )
         marker = os.environ.get(FAULT_ENV)
         if marker:
             _crash_once(marker, f"{self.event_id}:{step_id}")
+
+
+MAX_JOURNAL_OUTPUT_BYTES = 64 * 1024
+
+
+def journal_output(output: Any) -> Any:
+    """An action's output as the journal can always store it: exact (big integers and
+    odd keys through the Mongo codec) and bounded (a larger one is kept as the start
+    of its JSON text, marked truncated)."""
+    try:
+        text = msgspec.json.encode(output)
+    except (TypeError, msgspec.EncodeError):
+        text = msgspec.json.encode(repr(output))
+        output = repr(output)[:MAX_JOURNAL_OUTPUT_BYTES]
+    if len(text) <= MAX_JOURNAL_OUTPUT_BYTES:
+        return to_bson(output)
+    head = text[:MAX_JOURNAL_OUTPUT_BYTES].decode("utf-8", "ignore")
+    return {"truncated": True, "size": len(text), "json_start": head}
 
 
 def _crash_once(marker: str, what: str) -> None:
@@ -130,6 +154,9 @@ class Executor:
         self.backoff = settings.backoff_schedule
         # A claim outlives the ack wait: a message is redelivered before a claim expires.
         self.lease_s = max(4 * settings.ack_wait_s, 10.0)
+        # Deliveries of one event that fail outside any step (its config, the journal)
+        # before it is logged as failed and dead-lettered: never resent forever.
+        self.max_attempts = max(len(self.backoff) + 1, 10)
         self.decode = events.decoder(events.EventMapped).decode
         self._versions: dict[tuple[str, int], ConnectorConfig] = {}
 
@@ -156,7 +183,7 @@ class Executor:
         ).to_list(None)
         out: dict[str, dict[str, Any]] = {}
         for row in rows:
-            out.setdefault(row["event_id"], {})[row["step_id"]] = row.get("output")
+            out.setdefault(row["event_id"], {})[row["step_id"]] = from_bson(row.get("output"))
         return out
 
     async def _config(self, event: events.EventMapped) -> ConnectorConfig | None:
@@ -182,10 +209,29 @@ class Executor:
         ):
             try:
                 await self._execute(msg, event, done, attempt)
-            except Exception as exc:  # Mongo/NATS trouble: try again later
-                hlog.get().warning("executor.retry_infrastructure", error=repr(exc))
+            except Exception as exc:  # Mongo/NATS trouble: try again later, a bounded time
+                hlog.get().warning("executor.retry_infrastructure", error=repr(exc)[:500])
+                if attempt >= self.max_attempts and await self._give_up(event, attempt, exc):
+                    await msg.ack()
+                    return
                 self.metrics.messages.labels("retried").inc()
                 await msg.nak(delay=self._delay(attempt))
+
+    async def _give_up(self, event: events.EventMapped, attempt: int, exc: Exception) -> bool:
+        """After ``max_attempts`` deliveries that failed outside any step: log the event
+        as failed with the reason and dead-letter it.  False if even that fails (the
+        broker is away too): then the message waits for the next delivery."""
+        outcome = engine.Outcome(
+            "failed", [], f"gave up after {attempt} attempts: {type(exc).__name__}: {exc}"[:500]
+        )
+        try:
+            await self._dead_letter(event, outcome)
+            await self._log(event, outcome, attempt)
+        except Exception as again:
+            hlog.get().error("executor.give_up_failed", error=repr(again)[:300])
+            return False
+        self.metrics.messages.labels("failed").inc()
+        return True
 
     def _delay(self, attempt: int, hint: float | None = None) -> float:
         if hint is not None:

@@ -36,6 +36,28 @@ class PermanentError(StepError):
     pass
 
 
+# Exceptions from outside the adapters' own checks that mean "try again later": the
+# network or a database away.  Every other exception an action raises is a bug or a
+# value it cannot take (a CR/LF from a webhook in a header, say): it fails the step.
+TRANSIENT_EXCEPTIONS: tuple[type[BaseException], ...] = (ConnectionError, TimeoutError, OSError)
+
+
+def classify_exception(exc: BaseException) -> StepError:
+    """Any exception an action raised, as the StepError it stands for."""
+    if isinstance(exc, StepError):
+        return exc
+    try:
+        from pymongo.errors import ConnectionFailure
+
+        if isinstance(exc, ConnectionFailure):
+            return TransientError(f"database unreachable: {exc}"[:500])
+    except ImportError:  # pragma: no cover - pymongo is a dependency
+        pass
+    if isinstance(exc, TRANSIENT_EXCEPTIONS):
+        return TransientError(f"{type(exc).__name__}: {exc}"[:500])
+    return PermanentError(f"{type(exc).__name__}: {exc}"[:500])
+
+
 def classify_http_status(status: int) -> type[StepError] | None:
     """None for success; the error class for a failed response."""
     if status < 400:

@@ -205,3 +205,59 @@ async def test_mapping_results_and_drift(
     ]
     assert retyped["drift"]["added"] == retyped["drift"]["missing"] == []
     assert any("$.mapping.mobile" in a for a in retyped["drift"]["affected"])
+
+
+async def test_a_value_no_http_library_takes_fails_the_step_not_forever(
+    system: InProcessSystem, api: Api, session: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    """Before: a CR/LF from the webhook in a header made aiohttp raise ValueError, which
+    escaped the engine holding its claim, was nak'ed as infrastructure with no bound,
+    and the request was sent again every lease, forever.  Now: a logged failure."""
+    step = {
+        "type": "http",
+        "id": "h",
+        "url": receiver.url + "/x",
+        "headers": {"X-A": "{{ body.v }}"},
+    }
+    connector = await api.create_connector("crlf", {"steps": [step]})
+    await system.knows(connector)
+    detail = await _one_event(system, api, session, connector, {"v": "a\r\nX-Evil: 1"})
+    assert detail["status"] == "failed" and detail["attempts"] == 1
+    assert detail["execution"][0]["status"] == "failed"
+    assert "ValueError" in detail["execution"][0]["error"]
+    assert not any("X-Evil" in c["headers"] for c in receiver.calls)
+
+
+async def test_a_response_bson_cannot_hold_is_journaled_exactly(
+    system: InProcessSystem,
+    api: Api,
+    session: aiohttp.ClientSession,
+    start_app: Any,
+    receiver: Receiver,
+) -> None:
+    """Before: an integer >= 2**63 in an HTTP response could not be journaled, so the
+    event never ended.  Now the journal keeps it exactly and later steps read it."""
+    from aiohttp import web
+
+    async def big(_request: web.Request) -> web.Response:
+        return web.Response(
+            body=b'{"id": 18446744073709551616, "k.$": 1}', content_type="application/json"
+        )
+
+    app = web.Application()
+    app.router.add_post("/big", big)
+    upstream = await start_app(app)
+    steps = [
+        {"type": "http", "id": "lookup", "url": upstream.url + "/big"},
+        {
+            "type": "http",
+            "id": "echo",
+            "url": receiver.url + "/e",
+            "body": "{{ formatter.lookup.body.id }}",
+        },
+    ]
+    connector = await api.create_connector("bigresponse", {"steps": steps})
+    await system.knows(connector)
+    detail = await _one_event(system, api, session, connector, {"n": 1})
+    assert detail["status"] == "succeeded", detail["execution"]
+    assert receiver.calls[-1]["body"] == str(2**64)

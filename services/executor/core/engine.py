@@ -29,7 +29,13 @@ from libs.connector import (
     WhatsAppStep,
 )
 from libs.events import StepLog
-from services.executor.errors import BusyError, PermanentError, StepError, TransientError
+from services.executor.errors import (
+    BusyError,
+    PermanentError,
+    StepError,
+    TransientError,
+    classify_exception,
+)
 
 ActionStep = HttpStep | EmailStep | WhatsAppStep | UpdateContactStep | AssignOwnerStep
 ACTION_TYPES = (HttpStep, EmailStep, WhatsAppStep, UpdateContactStep, AssignOwnerStep)
@@ -216,7 +222,10 @@ async def _action(step: ActionStep, state: _Run, log: Callable[..., None]) -> bo
         log("failed", None, busy.message)
         raise Retry(busy, state.logs)
     try:
-        output = await state.actions.run(step, rendered, state.context)
+        try:
+            output = await state.actions.run(step, rendered, state.context)
+        except Exception as raw:  # anything else an adapter or library raised
+            raise classify_exception(raw) from raw
     except TransientError as exc:
         await state.journal.release(step.id)
         log("failed", exc.output, exc.message)
