@@ -9,6 +9,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import yarl
+
 from libs import paths
 from libs.channel_registry import ChannelRegistry
 from libs.channels import Channel, HttpChannel, SmtpChannel, WhatsAppChannel
@@ -114,6 +116,8 @@ class LiveActions:
             channel = self.channel(HttpChannel, step.channel, None, context)
             if channel.base_url and not url.lower().startswith(("http://", "https://")):
                 url = channel.base_url.rstrip("/") + "/" + url.lstrip("/")
+            if channel.base_url:
+                _on_origin(url, channel.base_url, channel.id)
             headers = {**channel.headers, **headers}
             allow_private = channel.allow_private
         return await self.http.request(
@@ -123,6 +127,23 @@ class LiveActions:
             body=rendered["body"],
             timeout_s=step.timeout_s,
             allow_private=allow_private,
+        )
+
+
+def _on_origin(url: str, base_url: str, channel_id: str) -> None:
+    """A channel's headers (its credentials) go to the channel's origin only: the same
+    scheme, host and port, and a path under the base URL's (after ``..`` is resolved),
+    whatever URL a template made of a webhook's values."""
+    try:
+        target, base = yarl.URL(url), yarl.URL(base_url)
+    except ValueError:
+        raise PermanentError(f"invalid URL {url[:200]!r}") from None
+    prefix = base.path.rstrip("/") + "/"
+    same = (target.scheme, target.host, target.port) == (base.scheme, base.host, base.port)
+    if not same or not (target.path + "/").startswith(prefix):
+        raise PermanentError(
+            f"refused: {target.scheme}://{target.host}{target.path[:100]} is outside channel "
+            f"{channel_id!r} ({base_url}); its credentials go to that address only"
         )
 
 

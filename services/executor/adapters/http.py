@@ -22,8 +22,21 @@ from services.executor.errors import PermanentError, TransientError, classify_ht
 MAX_RESPONSE_BYTES = 64 * 1024
 
 
+# Ranges Python's ``is_global`` calls global that reach private or metadata addresses:
+# IPv4-compatible IPv6 (``::127.0.0.1``), NAT64 of any IPv4 address (``64:ff9b::/96``,
+# e.g. 169.254.169.254 behind a NAT64 gateway) and the old site-local ``fec0::/10``.
+_DENIED = tuple(
+    ipaddress.ip_network(n) for n in ("::/96", "64:ff9b::/96", "64:ff9b:1::/48", "fec0::/10")
+)
+
+
 def is_public(address: str) -> bool:
     ip = ipaddress.ip_address(address)
+    if isinstance(ip, ipaddress.IPv6Address):
+        if any(ip in net for net in _DENIED):
+            return False
+        if ip.ipv4_mapped is not None:
+            return is_public(str(ip.ipv4_mapped))
     return ip.is_global and not ip.is_multicast
 
 
