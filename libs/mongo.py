@@ -19,12 +19,21 @@ from typing import Any
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
-from pymongo.errors import BulkWriteError, DuplicateKeyError, PyMongoError
+from pymongo.errors import (
+    BulkWriteError,
+    ConnectionFailure,
+    DuplicateKeyError,
+    NetworkTimeout,
+    PyMongoError,
+    ServerSelectionTimeoutError,
+)
 
 from libs.mongo_codec import from_bson, to_bson
 from libs.settings import Settings
 
 Doc = dict[str, Any]
+# Errors that say "the database is away, try again later", not "this input is bad".
+UNREACHABLE = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout)
 KEEP_VERSIONS = 20
 STAT_FIELDS = ("received", "succeeded", "failed", "duplicates", "rejected")
 # Fields of a log entry that come from the received event and never change.

@@ -26,7 +26,6 @@ from datetime import datetime
 from typing import Any, TypeVar
 
 import msgspec
-from pymongo.errors import ConnectionFailure, NetworkTimeout, ServerSelectionTimeoutError
 
 from libs import events, jsonvalue, natsio
 from libs import logging as hlog
@@ -321,5 +320,4 @@ def _brief(exc: Exception) -> str:
     return repr(exc)[:300]
 
 
-# Errors that say "try again later", not "this message is bad".
-UNREACHABLE = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout)
+UNREACHABLE = hmongo.UNREACHABLE

@@ -72,14 +72,40 @@ class Mapper:
         if not decoded:
             return
         try:
-            await self._refresh_structures({ev.connector_id for _, ev in decoded})
-            results = await self._map_contacts([ev for _, ev in decoded])
-        except Exception as exc:  # Mongo unavailable: the whole batch comes back later
-            hlog.get().warning("mapper.contacts_failed", error=repr(exc))
+            try:
+                await self._refresh_structures({ev.connector_id for _, ev in decoded})
+                results = await self._map_contacts([ev for _, ev in decoded])
+            except hmongo.UNREACHABLE:
+                raise
+            except Exception as exc:  # one bad event must not hold the others
+                hlog.get().warning("mapper.batch_failed", error=repr(exc)[:300])
+                results = await self._one_by_one([ev for _, ev in decoded])
+        except hmongo.UNREACHABLE as exc:  # Mongo away: the whole batch comes back later
+            hlog.get().warning("mapper.contacts_failed", error=repr(exc)[:300])
             self.metrics.messages.labels("retried").inc(len(decoded))
             await asyncio.gather(*(msg.nak(delay=1.0) for msg, _ in decoded))
             return
         await self._publish(decoded, results)
+
+    async def _one_by_one(
+        self, batch: Sequence[events.EventReceived]
+    ) -> dict[str, events.MappingResult]:
+        """The batch again event by event: the one that fails alone (a poison event) is
+        mapped as an error with the reason and goes on to its steps and the log."""
+        results: dict[str, events.MappingResult] = {}
+        for event in batch:
+            try:
+                await self._refresh_structures({event.connector_id})
+                results |= await self._map_contacts([event])
+            except hmongo.UNREACHABLE:
+                raise
+            except Exception as exc:
+                hlog.get().error("mapper.poison", event_id=event.event_id, error=repr(exc)[:300])
+                self.metrics.mappings.labels("error").inc()
+                results[event.event_id] = events.MappingResult(
+                    status="error", reason=f"mapping failed: {type(exc).__name__}: {exc}"[:500]
+                )
+        return results
 
     async def _map_contacts(
         self, batch: Sequence[events.EventReceived]
