@@ -120,6 +120,10 @@ class LiveActions:
                 _on_origin(url, channel.base_url, channel.id)
             headers = {**channel.headers, **headers}
             allow_private = channel.allow_private
+        # The same key on every delivery of this event's step, so a receiver can drop the
+        # repeat that a crash between sending and journaling can cause.
+        if not any(k.lower() == "idempotency-key" for k in headers):
+            headers["Idempotency-Key"] = f"{context.get('event_id', '')}:{step.id}"
         return await self.http.request(
             step.method,
             url,

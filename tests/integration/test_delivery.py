@@ -261,3 +261,14 @@ async def test_a_response_bson_cannot_hold_is_journaled_exactly(
     detail = await _one_event(system, api, session, connector, {"n": 1})
     assert detail["status"] == "succeeded", detail["execution"]
     assert receiver.calls[-1]["body"] == str(2**64)
+
+
+async def test_http_actions_carry_a_stable_idempotency_key(
+    system: InProcessSystem, api: Api, session: aiohttp.ClientSession, receiver: Receiver
+) -> None:
+    receiver.statuses = [503]  # the retry sends the same key again
+    connector = await api.create_connector("idem", forward_n(receiver.url + "/x", "call"))
+    await system.knows(connector)
+    detail = await _one_event(system, api, session, connector, {"n": 1})
+    keys = [c["headers"].get("Idempotency-Key") for c in receiver.calls]
+    assert keys == [f"{detail['event_id']}:call"] * 2
