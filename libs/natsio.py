@@ -23,6 +23,7 @@ from nats.js.api import (
     AckPolicy,
     ConsumerConfig,
     DeliverPolicy,
+    DiscardPolicy,
     KeyValueConfig,
     StorageType,
     StreamConfig,
@@ -80,7 +81,9 @@ async def provision(js: JetStreamContext, settings: Settings) -> KeyValue:
             subjects=[f"{p}.events.>"],
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_S,
-            max_age=7 * 24 * 3600.0,
+            max_age=settings.stream_max_age_s,
+            max_bytes=settings.stream_max_bytes,
+            discard=DiscardPolicy.NEW,  # full: refuse the new, never drop the unprocessed
             num_replicas=settings.stream_replicas,
         ),
     )
@@ -91,7 +94,9 @@ async def provision(js: JetStreamContext, settings: Settings) -> KeyValue:
             subjects=[f"{p}.logs.>", f"{p}.dlq.>"],
             storage=StorageType.FILE,
             duplicate_window=DUPLICATE_WINDOW_S,
-            max_age=7 * 24 * 3600.0,
+            max_age=settings.stream_max_age_s,
+            max_bytes=settings.stream_max_bytes,
+            discard=DiscardPolicy.NEW,  # full: refuse the new, never drop the unprocessed
             num_replicas=settings.stream_replicas,
         ),
     )

@@ -42,6 +42,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     log_grace_s: float = 5.0
     # Copies of each stream and of the KV buckets in a NATS cluster (3 in production).
     stream_replicas: int = 1
+    # Bounded streams: when one is full, new publishes are refused (ingest answers 503,
+    # so the sender retries) instead of old, maybe unprocessed, events being dropped.
+    # Messages older than max_age are removed (replays read the log, not the stream).
+    stream_max_bytes: int = 10 * 1024**3
+    stream_max_age_s: float = 7 * 24 * 3600.0
 
     @property
     def backoff_schedule(self) -> list[float]:
@@ -73,6 +78,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "MONGO_URI": ("mongo_uri", str),
     "HOOKLINE_MONGO_DB": ("mongo_db", str),
     "HOOKLINE_MAX_BODY_BYTES": ("max_body_bytes", int),
+    "HOOKLINE_STREAM_MAX_BYTES": ("stream_max_bytes", int),
+    "HOOKLINE_STREAM_MAX_AGE_S": ("stream_max_age_s", float),
     "HOOKLINE_PREFIX": ("prefix", str),
     "HOOKLINE_ALLOW_PRIVATE_TARGETS": ("allow_private_targets", bool),
     "HOOKLINE_LOG_LEVEL": ("log_level", str),

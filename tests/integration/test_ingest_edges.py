@@ -116,3 +116,34 @@ async def test_values_bson_cannot_hold_are_logged_exactly(
         assert detail["raw_body"] == {"encoding": "utf-8", "data": sent.decode(), "size": len(sent)}
     finally:
         await system.stop()
+
+
+async def test_a_full_stream_refuses_new_events_with_503(
+    settings: Settings, session: aiohttp.ClientSession
+) -> None:
+    """Bounded storage: a full EVENTS stream refuses the new (503, the sender retries)
+    instead of dropping old events, processed or not."""
+    settings = msgspec.structs.replace(settings, stream_max_bytes=300_000)
+    system = await InProcessSystem(settings).start(("config", "ingest"))
+    try:
+        api = Api(session, system.apps["config"].url, settings.admin_token)
+        connector = await api.create_connector("full")
+        await system.knows(connector)
+        url = system.ingest_url(connector)
+        statuses = []
+        for n in range(60):  # 60 x ~27 KB on the wire: about 5 times the stream's size
+            async with session.post(url, json={"n": n, "pad": "x" * 10_000}) as r:
+                statuses.append(r.status)
+                if r.status == 503:
+                    assert (await r.json())["error"]["code"] == "unavailable"
+                    break
+        assert statuses[-1] == 503 and set(statuses[:-1]) == {200}, statuses
+        assert len(statuses) > 3  # the first events fit
+
+        async def all_logged() -> bool:
+            stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
+            return bool(stats["received"] == len(statuses) - 1)
+
+        await wait_for(all_logged, what="every accepted event in the log")
+    finally:
+        await system.stop()
