@@ -2,8 +2,10 @@
 
 Starts nats-server (JetStream) and SecantusDB unless ``NATS_URL`` / ``MONGO_URI`` are
 set, then one process per service; waits until each answers ``/readyz``; prints the
-URLs and the admin token; on Ctrl-C or SIGTERM stops the services (graceful), then
-the servers, and exits.  It starts services by module name and never imports them.
+URLs and the admin token; restarts a service that crashed, with backoff, and says so
+(an embedded server that dies stops everything: every service depends on it); on
+Ctrl-C or SIGTERM stops the services (graceful), then the servers, and exits.  It
+starts services by module name and never imports them.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ import os
 import signal
 import sys
 import threading
+import time
 import urllib.request
+from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
@@ -58,15 +62,18 @@ def main() -> int:
             mongo = embedded.start_mongo(data, int(os.environ.get("HOOKLINE_MONGO_PORT", "27017")))
             started.append(mongo)
             env["MONGO_URI"] = mongo.url
+        spawners: dict[str, Callable[[], embedded.Proc]] = {}
         for name, port_field in SERVICES:
             port = getattr(settings, port_field)
-            proc = embedded.spawn(
+            spawners[name] = partial(
+                embedded.spawn,
                 name,
                 [sys.executable, "-m", f"services.{name}"],
                 data / "logs",
                 f"http://{settings.host}:{port}",
                 env,
             )
+            proc = spawners[name]()
             started.append(proc)
             embedded.wait_until(partial(_ready, proc.url + "/readyz"), 60, name, proc)
         print(
@@ -81,15 +88,32 @@ def main() -> int:
             "Press Ctrl-C to stop.",
             flush=True,
         )
+        restarts = Restarts()
         while not stop.is_set():
-            for proc in started:
-                if not proc.alive():
+            for i, proc in enumerate(started):
+                if proc.alive():
+                    restarts.healthy(proc.name)
+                    continue
+                spawn = spawners.get(proc.name)
+                if spawn is None:  # an embedded server: everything depends on it
                     print(
                         f"{proc.name} exited ({proc.popen.returncode}); see {proc.log_path}",
                         file=sys.stderr,
                         flush=True,
                     )
                     stop.set()
+                    break
+                delay = restarts.next_delay(proc.name)
+                if delay is None:
+                    continue  # waiting out the backoff
+                print(
+                    f"{proc.name} exited ({proc.popen.returncode}); restarting it "
+                    f"(restart {restarts.count[proc.name]}, next backoff {delay:.0f}s); "
+                    f"see {proc.log_path}",
+                    file=sys.stderr,
+                    flush=True,
+                )
+                started[i] = spawn()
             stop.wait(0.5)
         return 0
     except (TimeoutError, RuntimeError, FileNotFoundError) as exc:
@@ -100,6 +124,34 @@ def main() -> int:
         for proc in reversed(started):
             embedded.stop(proc)
         print("Hookline stopped.", flush=True)
+
+
+class Restarts:
+    """Backoff for restarting a crashed service: 1, 2, 4 … 30 s between restarts, back
+    to 1 s once it has run for a minute."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self.clock = clock
+        self.count: dict[str, int] = {}
+        self._not_before: dict[str, float] = {}
+        self._since: dict[str, float] = {}
+
+    def next_delay(self, name: str) -> float | None:
+        """The backoff after this restart, or None while the last one's is running."""
+        now = self.clock()
+        if now < self._not_before.get(name, 0.0):
+            return None
+        n = self.count.get(name, 0)
+        self.count[name] = n + 1
+        delay = min(2.0**n, 30.0)
+        self._not_before[name] = now + delay
+        self._since[name] = now
+        return delay
+
+    def healthy(self, name: str) -> None:
+        if name in self._since and self.clock() - self._since[name] > 60.0:
+            self.count.pop(name, None)
+            self._since.pop(name, None)
 
 
 if __name__ == "__main__":

@@ -216,3 +216,48 @@ async def test_killing_a_service_loses_no_event(
         assert len({i["event_id"] for i in listing["items"]}) == len(accepted)
         delivered = {int(c["body"]) for c in receiver.calls}
         assert delivered == set(accepted)
+
+
+def _child_pid(parent: int, module: str) -> int | None:
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if int(stat[1]) == parent and module.encode() in cmdline:
+            return int(entry.name)
+    return None
+
+
+async def test_make_run_restarts_a_crashed_service(tmp_path: Path) -> None:
+    """Before: one crashed service stopped everything.  Now it is restarted, and said so."""
+    launcher = Launcher(tmp_path / "var", {})
+    try:
+        assert await asyncio.to_thread(launcher.ready.wait, 120), "".join(launcher.lines)
+        first = _child_pid(launcher.proc.pid, "services.mapper")
+        assert first is not None
+        os.kill(first, signal.SIGKILL)
+
+        def restarted() -> int | None:
+            pid = _child_pid(launcher.proc.pid, "services.mapper")
+            return pid if pid not in (None, first) else None
+
+        await wait_for(restarted, timeout_s=30, what="the mapper restarted")
+        async with aiohttp.ClientSession() as session:
+
+            async def ready() -> bool:
+                try:
+                    async with session.get(launcher.url("MAPPER") + "/readyz") as r:
+                        return r.status == 200
+                except aiohttp.ClientError:
+                    return False
+
+            await wait_for(ready, timeout_s=60, what="the restarted mapper ready")
+        assert any("mapper exited" in line and "restarting" in line for line in launcher.lines)
+        assert launcher.proc.poll() is None  # the rest kept running
+    finally:
+        launcher.proc.send_signal(signal.SIGINT)
+        assert launcher.proc.wait(60) == 0
