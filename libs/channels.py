@@ -9,6 +9,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
+import yarl
 
 
 class WhatsAppChannel(
@@ -55,12 +56,39 @@ Channel = WhatsAppChannel | SmtpChannel | HttpChannel
 SECRET_FIELDS = ("access_token", "password")
 
 
+# A secret shorter than this is shown as "…" alone: its last 4 characters would be
+# most or all of it.
+SHOW_TAIL_FROM = 12
+
+
+def redact_secret(value: str) -> str:
+    return "…" + value[-4:] if len(value) >= SHOW_TAIL_FROM else "…"
+
+
+def redact_url(url: str) -> str:
+    """A URL without the credentials it may carry: the userinfo's password and every
+    query value (``?key=…``), which is where APIs put tokens."""
+    try:
+        parsed = yarl.URL(url)
+    except ValueError:
+        return "…"
+    if parsed.password is not None:
+        parsed = parsed.with_password("…")
+    if parsed.query_string:
+        parsed = parsed.with_query({k: "…" for k in parsed.query})
+    return str(parsed)
+
+
 def redacted(channel: Channel) -> dict[str, Any]:
-    """The channel for display: secrets shown as their last 4 characters only."""
+    """The channel for display: secrets shown as their last 4 characters only (none of
+    a short one), header values never, credentials inside URLs removed."""
     data: dict[str, Any] = msgspec.to_builtins(channel)
     for name in SECRET_FIELDS:
         if data.get(name):
-            data[name] = "…" + str(data[name])[-4:]
+            data[name] = redact_secret(str(data[name]))
     if isinstance(channel, HttpChannel):
         data["headers"] = {k: "…" for k in channel.headers}
+        data["base_url"] = redact_url(channel.base_url) if channel.base_url else ""
+    if isinstance(channel, WhatsAppChannel):
+        data["api_base"] = redact_url(channel.api_base)
     return data

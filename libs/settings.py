@@ -45,7 +45,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # Bounded streams: when one is full, new publishes are refused (ingest answers 503,
     # so the sender retries) instead of old, maybe unprocessed, events being dropped.
     # Messages older than max_age are removed (replays read the log, not the stream).
-    stream_max_bytes: int = 10 * 1024**3
+    # JetStream reserves max_bytes of file storage per stream when it is created.
+    stream_max_bytes: int = 1024**3
     stream_max_age_s: float = 7 * 24 * 3600.0
 
     @property

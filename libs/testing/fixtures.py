@@ -61,6 +61,7 @@ def settings(nats_server: embedded.Proc, mongo_server: embedded.Proc, tmp_path: 
         retry_backoff="0.1,0.1",
         ack_wait_s=3.0,
         allow_private_targets=False,
+        stream_max_bytes=8 * 1024**2,  # each test's streams reserve this on the one server
     )
 
 

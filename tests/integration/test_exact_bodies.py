@@ -297,7 +297,10 @@ class Pipeline:
 
 @pytest.fixture
 def pipeline(settings: Settings) -> Iterator[Pipeline]:
-    settings = msgspec.structs.replace(settings, allow_private_targets=True)
+    # Room in the streams for the long run (HOOKLINE_PROPERTY_EXAMPLES in the thousands).
+    settings = msgspec.structs.replace(
+        settings, allow_private_targets=True, stream_max_bytes=512 * 1024**2
+    )
     loop = Loop()
 
     async def start() -> Pipeline:
