@@ -38,6 +38,7 @@ class SmtpChannel(
     starttls: bool = True
     use_tls: bool = False  # implicit TLS (port 465)
     timeout_s: float = 15.0
+    allow_private: bool = False  # a mail server on a private or loopback address
 
 
 class HttpChannel(

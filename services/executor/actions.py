@@ -6,6 +6,7 @@ Channels come from the channel registry (KV watch); a step names one statically
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
@@ -24,10 +25,10 @@ from libs.connector import (
 from libs.contacts import Contacts
 from libs.mongo import Store
 from services.executor.adapters.email import send_email
-from services.executor.adapters.http import HttpClient
+from services.executor.adapters.http import HttpClient, is_public
 from services.executor.adapters.whatsapp import WhatsAppClient
 from services.executor.core.engine import ActionStep
-from services.executor.errors import PermanentError
+from services.executor.errors import PermanentError, TransientError
 
 C = TypeVar("C", bound=Channel)
 
@@ -75,6 +76,8 @@ class LiveActions:
             return await self._http(step, rendered, context)
         if isinstance(step, EmailStep):
             smtp = self.channel(SmtpChannel, step.channel, step.channel_from, context)
+            if not (smtp.allow_private or self.http.allows_private):
+                await refuse_private_host(smtp.host, smtp.port)
             return await send_email(
                 smtp,
                 to=rendered["to"],
@@ -131,6 +134,22 @@ class LiveActions:
             body=rendered["body"],
             timeout_s=step.timeout_s,
             allow_private=allow_private,
+        )
+
+
+async def refuse_private_host(host: str, port: int) -> None:
+    """The HTTP actions' private-address guard for a mail server's host name.  Checked
+    on what the name resolves to now (aiosmtplib resolves again: a DNS answer that
+    changes in between is not caught, unlike HTTP's resolver-level check)."""
+    try:
+        infos = await asyncio.get_running_loop().getaddrinfo(host, port)
+    except OSError as exc:
+        raise TransientError(f"cannot resolve mail server {host!r}: {exc}") from None
+    addresses = {str(info[4][0]) for info in infos}
+    if not addresses or not all(is_public(a) for a in addresses):
+        raise PermanentError(
+            f"refused: mail server {host} is a private or loopback address; "
+            "allow it on the email channel (allow_private) to use it"
         )
 
 

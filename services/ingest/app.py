@@ -7,6 +7,7 @@ Connectors are read from the in-memory registry (KV watch), never from Mongo.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -36,8 +37,10 @@ JS = web.AppKey("js", natsio.JetStreamContext)
 PUBLISHER = web.AppKey("publisher", natsio.AckPublisher)
 
 PUBLISH_TIMEOUT_S = 5.0
-# Headers that carry credentials are not kept in the event log.
-_REDACT = {"authorization", "cookie", "proxy-authorization"}
+# Headers that carry credentials are not kept in the event log: these, and any whose
+# name says it holds a key, token, secret or password (x-api-key, x-auth-token, …).
+_REDACT = {"authorization", "cookie", "proxy-authorization", "set-cookie"}
+_SECRET_NAME = re.compile(r"api[-_]?key|token|secret|passw|session|credential")
 
 
 def _clean(text: str) -> str:
@@ -51,7 +54,7 @@ def _headers(raw: CIMultiDictProxy[str]) -> dict[str, str]:
     out: dict[str, str] = {}
     for key, value in raw.items():
         k, value = _clean(key.lower()), _clean(value)
-        if k in _REDACT:
+        if k in _REDACT or _SECRET_NAME.search(k):
             value = "[redacted]"
         out[k] = f"{out[k]}, {value}" if k in out else value
     return out

@@ -250,3 +250,23 @@ async def test_too_large_counts_bytes_as_they_arrive(system: InProcessSystem, ap
     head = ["Content-Type: text/plain", "Connection: close", "Transfer-Encoding: chunked"]
     status, answer = await raw_request(url, head, chunked(b"x" * 20_000, 1_000), 0)
     assert status == 413 and answer["error"]["code"] == "payload_too_large"
+
+
+async def test_credential_headers_are_not_kept(
+    target: tuple[str, dict[str, Any]], api: Api, session: aiohttp.ClientSession
+) -> None:
+    url, connector = target
+    sent = {
+        "Authorization": "Bearer a",
+        "X-Api-Key": "k1",
+        "X-Auth-Token": "t1",
+        "X-Client-Secret": "s1",
+        "X-Hub-Signature-256": "sha256=abc",
+        "X-Shop": "shop-1",
+    }
+    async with session.post(url, json={"a": 1}, headers=sent) as r:
+        event_id = (await r.json())["event_id"]
+    headers = (await logged(api, connector, event_id))["request"]["headers"]
+    for name in ("authorization", "x-api-key", "x-auth-token", "x-client-secret"):
+        assert headers[name] == "[redacted]", name
+    assert headers["x-hub-signature-256"] == "sha256=abc" and headers["x-shop"] == "shop-1"

@@ -61,3 +61,22 @@ def test_private_address_guard_knows_the_disguised_ranges(address: str, public: 
     from services.executor.adapters.http import is_public
 
     assert is_public(address) is public
+
+
+async def test_mail_servers_on_private_addresses_are_refused() -> None:
+    """Before: SMTP hosts went through no private-address guard at all."""
+    from services.executor.actions import refuse_private_host
+
+    for host in ("127.0.0.1", "localhost", "10.0.0.5", "::1"):
+        with pytest.raises(PermanentError) as caught:
+            await refuse_private_host(host, 25)
+        assert "allow_private" in caught.value.message
+
+
+def test_a_templated_to_cannot_mail_a_crowd() -> None:
+    from services.executor.adapters.email import MAX_RECIPIENTS, parse_recipients
+
+    many = ",".join(f"u{i}@example.com" for i in range(MAX_RECIPIENTS + 1))
+    with pytest.raises(PermanentError):
+        parse_recipients(many)
+    assert len(parse_recipients(",".join(many.split(",")[:MAX_RECIPIENTS]))) == MAX_RECIPIENTS

@@ -84,8 +84,14 @@ async def send_email(
     }
 
 
+MAX_RECIPIENTS = 50  # a templated ``to`` from a webhook value cannot mail a crowd
+
+
 def parse_recipients(to: str) -> list[tuple[str, str]]:
-    """``(display name, address)`` pairs, without duplicates; PermanentError if invalid."""
+    """``(display name, address)`` pairs, without duplicates; PermanentError if invalid
+    or more than MAX_RECIPIENTS."""
+    if to.count("@") > MAX_RECIPIENTS * 2:  # before parsing a huge list
+        raise PermanentError(f"more than {MAX_RECIPIENTS} recipients")
     pairs = getaddresses([to.strip().strip(",")])
     found: dict[str, tuple[str, str]] = {}
     for name, address in pairs:
@@ -94,6 +100,8 @@ def parse_recipients(to: str) -> list[tuple[str, str]]:
                 f"invalid recipient {to!r}: expected addresses separated by commas"
             )
         found.setdefault(address.lower(), (name, address))
+    if len(found) > MAX_RECIPIENTS:
+        raise PermanentError(f"{len(found)} recipients: more than {MAX_RECIPIENTS}")
     return list(found.values())
 
 

@@ -79,6 +79,11 @@ class HttpClient:
 
     def __init__(self, allow_private_everywhere: bool = False) -> None:
         self._allow_all = allow_private_everywhere
+
+    @property
+    def allows_private(self) -> bool:
+        """Whether the operator allowed private targets for every action."""
+        return self._allow_all
         self._guarded: aiohttp.ClientSession | None = None
         self._open: aiohttp.ClientSession | None = None
 
