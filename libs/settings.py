@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 
@@ -116,11 +117,19 @@ def ensure_admin_token(settings: Settings) -> Settings:
     if settings.admin_token:
         return settings
     path = Path(settings.data_dir) / "admin-token"
-    if path.exists():
-        token = path.read_text().strip()
-    else:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        token = secrets.token_urlsafe(32)
-        path.write_text(token + "\n")
-        path.chmod(0o600)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if not path.exists():
+        # Written whole to a 0600 temporary file, then linked into place: the token is
+        # never readable by others, never seen half-written, and of two processes
+        # starting at once only one link succeeds (the other reads the winner's).
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".admin-token-")
+        try:
+            with os.fdopen(fd, "w") as file:
+                file.write(secrets.token_urlsafe(32) + "\n")
+            os.link(tmp, path)
+        except FileExistsError:
+            pass
+        finally:
+            os.unlink(tmp)
+    token = path.read_text().strip()
     return msgspec.structs.replace(settings, admin_token=token)
