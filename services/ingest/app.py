@@ -37,6 +37,9 @@ JS = web.AppKey("js", natsio.JetStreamContext)
 PUBLISHER = web.AppKey("publisher", natsio.AckPublisher)
 
 PUBLISH_TIMEOUT_S = 5.0
+# Notices of rejected and duplicate requests per connector and second: a flood of bad
+# requests cannot fill the log stream (past this they are counted in metrics only).
+NOTICES_PER_S = 20.0
 # Headers that carry credentials are not kept in the event log: these, and any whose
 # name says it holds a key, token, secret or password (x-api-key, x-auth-token, …).
 _REDACT = {"authorization", "cookie", "proxy-authorization", "set-cookie"}
@@ -116,6 +119,7 @@ class Ingest:
         self.settings = app[SETTINGS]
         self.metrics = app[METRICS]
         self.buckets = TokenBuckets()
+        self.notice_buckets = TokenBuckets()
         self._background: set[asyncio.Task[Any]] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -205,7 +209,11 @@ class Ingest:
         return None if value is None else str(value)
 
     def _notice(self, snap: ConnectorSnapshot, kind: str, reason: str, status: int) -> None:
-        """Tell the projector about a rejected or duplicate request (stats), best effort."""
+        """Tell the projector about a rejected or duplicate request (stats), best effort
+        and at most NOTICES_PER_S per connector."""
+        if not self.notice_buckets.allow(snap.id, NOTICES_PER_S, time.monotonic()):
+            self.metrics.notices_dropped.inc()
+            return
         notice = events.IngestNotice(
             event_id=events.new_id(),
             connector_id=snap.id,

@@ -44,6 +44,11 @@ class IngestMetrics(BaseMetrics):
             "Publishes that got no ack (answered 503).",
             registry=r,
         )
+        self.notices_dropped = Counter(
+            "hookline_ingest_notices_dropped_total",
+            "Rejected/duplicate notices not sent to the log stream (over the notice rate).",
+            registry=r,
+        )
 
     def count(self, connector: str, status: int) -> None:
         """Count one answered request; labelled children are cached (hot path)."""

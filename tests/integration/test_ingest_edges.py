@@ -3,6 +3,7 @@ idempotency keys (duplicates acknowledged, stored once)."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from libs import embedded
 from libs.settings import Settings
 from libs.testing.fixtures import wait_for
 from libs.testing.system import Api, InProcessSystem
+from services.ingest.metrics import IngestMetrics
 
 pytestmark = pytest.mark.integration
 
@@ -145,5 +147,42 @@ async def test_a_full_stream_refuses_new_events_with_503(
             return bool(stats["received"] == len(statuses) - 1)
 
         await wait_for(all_logged, what="every accepted event in the log")
+    finally:
+        await system.stop()
+
+
+async def test_a_flood_of_bad_requests_cannot_fill_the_log_stream(
+    settings: Settings, session: aiohttp.ClientSession
+) -> None:
+    """Rejected-request notices are bounded per connector and second; the rest are only
+    counted in the metrics, so every refused request is accounted for once."""
+    import time
+
+    system = await InProcessSystem(settings).start(("config", "ingest"))
+    try:
+        api = Api(session, system.apps["config"].url, settings.admin_token)
+        connector = await api.create_connector("flood")
+        await system.knows(connector)
+        url = system.ingest_url(connector)
+
+        async def bad() -> int:
+            async with session.post(
+                url, data=b"{", headers={"Content-Type": "application/json"}
+            ) as r:
+                return r.status
+
+        started = time.monotonic()
+        statuses = await asyncio.gather(*(bad() for _ in range(300)))
+        elapsed = time.monotonic() - started
+        assert set(statuses) == {400}
+        ingest = next(v for v in system.apps["ingest"].app.values() if isinstance(v, IngestMetrics))
+        dropped = int(ingest.notices_dropped._value.get())
+
+        async def counted() -> dict[str, int] | None:
+            stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
+            return stats if stats["rejected"] + dropped == 300 else None
+
+        stats = await wait_for(counted, what="every refusal noticed or counted as dropped")
+        assert stats["rejected"] <= 20 + 20 * elapsed + 1
     finally:
         await system.stop()
