@@ -248,6 +248,28 @@ def keep_stored_secrets(body: dict[str, Any], stored: Channel) -> dict[str, Any]
     secret (an SMTP password); a header sent as ``"…"`` keeps its stored value.
     """
     merged = dict(body)
+    moved = [
+        f
+        for f in _DESTINATION.get(_type_of(stored), ())
+        if f in body and body[f] != getattr(stored, f)
+    ]
+    if moved:
+        # Whoever can change where a secret goes must know it: a stolen admin session
+        # must not be able to point stored credentials at its own server.
+        stale = [f for f in SECRET_FIELDS if f in stored.__struct_fields__ and getattr(stored, f)]
+        stale = [f for f in stale if f not in body or _is_redacted(body[f])]
+        if isinstance(stored, HttpChannel) and stored.headers:
+            sent = body.get("headers")
+            if not isinstance(sent, dict) or any(_is_redacted(v) for v in sent.values()):
+                stale.append("headers")
+        if stale:
+            raise _invalid(
+                "secret_required",
+                [
+                    (f"$.{f}", f"send it again: {', '.join(moved)} changes where it is sent")
+                    for f in stale
+                ],
+            )
     for field in SECRET_FIELDS:
         if field in stored.__struct_fields__ and (
             field not in merged or _is_redacted(merged[field])
@@ -269,6 +291,14 @@ def keep_stored_secrets(body: dict[str, Any], stored: Channel) -> dict[str, Any]
                     kept[key] = value
             merged["headers"] = kept
     return merged
+
+
+# The fields that say where a channel's secrets are sent.
+_DESTINATION = {
+    "email": ("host", "port"),
+    "http": ("base_url",),
+    "whatsapp": ("api_base",),
+}
 
 
 def _type_of(channel: Channel) -> str:

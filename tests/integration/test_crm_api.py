@@ -296,7 +296,13 @@ async def test_put_round_trips_redacted_view(api: Api, channels_kv: KeyValue) ->
 
     # Secret omitted: kept too (id and type come from the URL and the stored channel).
     body = {k: v for k, v in view.items() if k not in ("password", "id", "type")}
-    await api.call("PUT", f"/api/v1/channels/{cid}", {**body, "port": 2525}, expect=200)
+    await api.call("PUT", f"/api/v1/channels/{cid}", {**body, "timeout_s": 9.0}, expect=200)
+    # Where the secret goes changes: only with the secret itself, sent again.
+    refused = await api.call("PUT", f"/api/v1/channels/{cid}", {**body, "port": 2525}, expect=422)
+    assert refused["error"]["code"] == "secret_required"
+    assert refused["error"]["problems"][0]["path"] == "$.password"
+    again = {**body, "port": 2525, "password": EMAIL["password"]}
+    await api.call("PUT", f"/api/v1/channels/{cid}", again, expect=200)
     stored = await kv_channel(channels_kv, cid)
     assert isinstance(stored, SmtpChannel)
     assert (stored.port, stored.password) == (2525, "hunter2-pass-5555")
@@ -428,7 +434,8 @@ async def test_registry_follows_channels(api: Api, channels_kv: KeyValue) -> Non
         assert isinstance(mail, SmtpChannel)
         assert mail.password == "hunter2-pass-5555"
 
-        await api.call("PUT", f"/api/v1/channels/{cid}", {**created, "port": 465}, expect=200)
+        moved = {**created, "port": 465, "password": EMAIL["password"]}
+        await api.call("PUT", f"/api/v1/channels/{cid}", moved, expect=200)
 
         def updated() -> bool:
             channel = registry.get(cid)
