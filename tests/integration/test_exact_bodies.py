@@ -42,6 +42,7 @@ from libs.jsonvalue import BOUNDS
 from libs.settings import Settings
 from libs.testing.fixtures import wait_for
 from libs.testing.system import Api, InProcessSystem, Receiver
+from libs.testing.values import same_json
 
 pytestmark = pytest.mark.integration
 
@@ -239,17 +240,6 @@ async def send_raw(
     return int(status_line.split()[1]), payload
 
 
-def same(a: Any, b: Any) -> bool:
-    """Equal as JSON values, types and key order included (1 ≠ 1.0 ≠ True)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 # ------------------------------------------------------------------ the system
 
 
@@ -356,7 +346,7 @@ async def check_request(
         # No content type and no JSON Hookline takes: kept as the text it is.
         assert detail["event"]["body"] == sent.body.decode("utf-8")
     elif sent.is_json:
-        assert same(detail["event"]["body"], sent.value), (detail["event"]["body"], sent.value)
+        assert same_json(detail["event"]["body"], sent.value), (detail["event"]["body"], sent.value)
         p.expected[event_id] = sent.value
     async with p.session.post(
         p.api.base + p.path(f"/events/{event_id}/dry-run"), headers=p.api.headers
@@ -379,6 +369,7 @@ def _b64(text: str) -> bytes:
     return base64.b64decode(text)
 
 
+@pytest.mark.timeout(max(120, EXAMPLES // 2))  # the long run takes ~0.1 s a request
 def test_every_accepted_request_is_logged_whole(pipeline: Pipeline) -> None:
     p = pipeline
 
@@ -403,7 +394,7 @@ def test_every_accepted_request_is_logged_whole(pipeline: Pipeline) -> None:
     # The HTTP action's {{ body | json }} sends the value that was sent (replays too).
     calls = p.loop.run(wait_for(echoed, timeout_s=60, what="every event's HTTP action"))
     for event_id, value in p.expected.items():
-        assert same(json.loads(calls[event_id]), value), (calls[event_id], value)
+        assert same_json(json.loads(calls[event_id]), value), (calls[event_id], value)
 
     async def each_once() -> Any:
         _, stats = await p.raw_get(p.path("/stats"))

@@ -18,6 +18,7 @@ from libs import events, jsonvalue
 from libs.bodies import BadRequest, parse_body, parse_request
 from libs.jsonvalue import BOUNDS, JsonError
 from libs.mongo_codec import escape_key, from_bson, path, to_bson, unescape_key
+from libs.testing.values import same_json
 
 keys = st.one_of(
     st.sampled_from(["", "$", "$x", ".", "a.b", "\x00", "%", "%25", "%int", "%24", "%2E"]),
@@ -37,30 +38,19 @@ values = st.recursive(
 )
 
 
-def same(a: Any, b: Any) -> bool:
-    """Equal as JSON values with types and key order (1 ≠ 1.0 ≠ True)."""
-    if type(a) is not type(b):
-        return False
-    if isinstance(a, dict):
-        return list(a) == list(b) and all(same(a[k], b[k]) for k in a)
-    if isinstance(a, list):
-        return len(a) == len(b) and all(same(x, y) for x, y in zip(a, b, strict=True))
-    return bool(a == b)
-
-
 @settings(max_examples=400, deadline=None)
 @given(values)
 def test_bson_round_trip_is_exact(value: Any) -> None:
     stored = bson.decode(bson.encode({"v": to_bson(value)}))  # what MongoDB holds
-    assert same(from_bson(stored["v"]), value)
+    assert same_json(from_bson(stored["v"]), value)
 
 
 @settings(max_examples=400, deadline=None)
 @given(values)
 def test_json_decoding_is_exact(value: Any) -> None:
     text = json.dumps(value).encode()
-    assert same(jsonvalue.loads(text), value)
-    assert same(jsonvalue.decode(text), value)
+    assert same_json(jsonvalue.loads(text), value)
+    assert same_json(jsonvalue.decode(text), value)
 
 
 @settings(max_examples=300, deadline=None)
@@ -145,7 +135,7 @@ def test_typed_decoder_falls_back_for_big_integers() -> None:
         raw=b"\x00\x01",
     )
     back = events.decoder(events.EventReceived).decode(events.encode(event))
-    assert back == event and same(back.body, event.body)
+    assert back == event and same_json(back.body, event.body)
 
 
 @pytest.mark.parametrize(
@@ -163,7 +153,7 @@ def test_typed_decoder_falls_back_for_big_integers() -> None:
     ],
 )
 def test_any_content_type_is_accepted(content_type: str | None, raw: bytes, body: Any) -> None:
-    assert same(parse_request(content_type, raw), body)
+    assert same_json(parse_request(content_type, raw), body)
 
 
 @pytest.mark.parametrize(
