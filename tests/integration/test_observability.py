@@ -750,6 +750,8 @@ def test_compose_file() -> None:
         args = " ".join(services[node]["command"])
         assert "--jetstream" in args and f"--name={node}" in args
         assert all(f"nats://{peer}:6222" in args for peer in nats_nodes)
+    conf = compose["configs"]["nats_conf"]["content"]
+    assert "max_payload: 8MB" in conf and "authorization" in conf and "${NATS_PASSWORD:?" in conf
     for i in (1, 2, 3):
         assert "--replSet" in services[f"mongo{i}"]["command"]
     init = " ".join(services["mongo-init"]["command"])
@@ -761,6 +763,7 @@ def test_compose_file() -> None:
         env = service["environment"]
         assert "replicaSet=rs0" in env["MONGO_URI"] and "w=majority" in env["MONGO_URI"]
         assert env["HOOKLINE_STREAM_REPLICAS"] == "3"
+        assert env["NATS_URL"].startswith("nats://hookline:${NATS_PASSWORD:?")
         assert service["depends_on"]["mongo-init"]["condition"] == "service_completed_successfully"
     assert (path.parent / services["config"]["build"]["context"] / "Dockerfile").exists()
     for name in ("prometheus", "grafana"):
