@@ -216,6 +216,15 @@ async def test_killing_a_service_loses_no_event(
         assert len({i["event_id"] for i in listing["items"]}) == len(accepted)
         delivered = {int(c["body"]) for c in receiver.calls}
         assert delivered == set(accepted)
+        # A repeat can only be an action in flight at the kill (sent, not yet journaled),
+        # and each carries the key of its first sending: the receiver can drop it.
+        keys: dict[int, set[str]] = {}
+        for call in receiver.calls:
+            keys.setdefault(int(call["body"]), set()).add(call["headers"]["Idempotency-Key"])
+        repeats = len(receiver.calls) - len(delivered)
+        assert all(len(k) == 1 for k in keys.values()), "a repeat with another key"
+        assert repeats < len(delivered), repeats  # repeats, not a second run of everything
+        print(f"{victim} killed: {repeats} repeated calls of {len(receiver.calls)}")
 
 
 def _child_pid(parent: int, module: str) -> int | None:
