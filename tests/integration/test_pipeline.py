@@ -237,3 +237,37 @@ async def test_stale_save_is_refused(system: InProcessSystem, api: Api) -> None:
     assert refused["error"]["code"] == "stale_version"
     versions = await api.call("GET", path + "/versions", expect=200)
     assert [v["version"] for v in versions["items"]] == [2, 1]
+
+
+async def test_an_event_the_contacts_store_refuses_does_not_hold_the_others(
+    system: InProcessSystem, api: Api, session: aiohttp.ClientSession
+) -> None:
+    """A contact attribute MongoDB cannot hold (an integer beyond 64 bits) failed the
+    mapper's whole batch, which was nak'ed again and again.  Now the batch is mapped
+    event by event: the poison event is logged with its mapping as an error, the others
+    are mapped."""
+    await api.call("POST", "/api/v1/attributes", {"name": "score", "type": "number"}, expect=201)
+    mail = {"type": "email", "id": "mail", "host": "smtp.example.com", "from_address": "a@b.c"}
+    await api.call("POST", "/api/v1/channels", mail, expect=201)
+    mapping = {"email": "body.email", "channel": "mail", "attributes": {"score": "body.score"}}
+    connector = await api.create_connector("poison", {"mapping": mapping})
+    await system.knows(connector)
+    ids = []
+    for body in (
+        {"email": "a@example.com", "score": 2**70},
+        {"email": "b@example.com", "score": 1},
+    ):
+        async with session.post(system.ingest_url(connector), json=body) as r:
+            assert r.status == 200
+            ids.append((await r.json())["event_id"])
+    cid = connector["id"]
+
+    async def both_judged() -> list[dict[str, Any]] | None:
+        found = [await api.found(f"/api/v1/connectors/{cid}/events/{i}") for i in ids]
+        if all(f and f["status"] != "received" for f in found):
+            return found  # type: ignore[return-value]
+        return None
+
+    poison, fine = await wait_for(both_judged, what="both events judged")
+    assert poison["mapping"]["status"] == "error", poison["mapping"]
+    assert fine["mapping"]["status"] in ("created", "updated", "matched_email"), fine["mapping"]
