@@ -145,12 +145,8 @@ class Projector:
         pairs: list[tuple[natsio.Msg, dict[str, Any]]] = []
         now = events.utcnow()
         for msg in msgs:
-            try:
-                event = _received(msg.data)
-            except (msgspec.DecodeError, ValueError) as exc:
-                doc = await _undecodable(msg, exc)
-                if doc is not None:
-                    pairs.append((msg, doc))
+            event = await _decode(msg, _received, pairs)
+            if event is None:
                 continue
             wait_s = self.grace_s - (now - event.occurred_at).total_seconds()
             if wait_s > 0 and msg.metadata.num_delivered == 1:
@@ -173,12 +169,8 @@ class Projector:
     async def on_log(self, msgs: Sequence[natsio.Msg]) -> None:
         pairs: list[tuple[natsio.Msg, LogItem]] = []
         for msg in msgs:
-            try:
-                ev = _logs(msg.data)
-            except (msgspec.DecodeError, ValueError) as exc:
-                doc = await _undecodable(msg, exc)
-                if doc is not None:
-                    pairs.append((msg, doc))
+            ev = await _decode(msg, _logs, pairs)
+            if ev is None:
                 continue
             if isinstance(ev, events.IngestNotice):
                 pairs.append((msg, ev))
@@ -255,6 +247,20 @@ async def _isolating(
             # Not even the entry's ids could be stored: keep the message, try later.
             hlog.get().error("projector.unstorable", error=reason, subject=msg.subject)
             await msg.nak(delay=RETRY_UNSTORABLE_S)
+
+
+async def _decode(
+    msg: natsio.Msg, decode: Callable[[bytes], T], pairs: list[tuple[natsio.Msg, Any]]
+) -> T | None:
+    """The message's event; None when it does not decode, after adding the entry
+    salvaged from it (if it names an event) to ``pairs``."""
+    try:
+        return decode(msg.data)
+    except (msgspec.DecodeError, ValueError) as exc:
+        doc = await _undecodable(msg, exc)
+        if doc is not None:
+            pairs.append((msg, doc))
+        return None
 
 
 async def _undecodable(msg: natsio.Msg, exc: Exception) -> dict[str, Any] | None:

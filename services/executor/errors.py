@@ -5,6 +5,8 @@ This module is the one place that decides which is which.
 
 from __future__ import annotations
 
+from pymongo.errors import ConnectionFailure
+
 
 class StepError(Exception):
     """A step failed. ``transient`` failures are retried, others fail the step at once."""
@@ -46,13 +48,8 @@ def classify_exception(exc: BaseException) -> StepError:
     """Any exception an action raised, as the StepError it stands for."""
     if isinstance(exc, StepError):
         return exc
-    try:
-        from pymongo.errors import ConnectionFailure
-
-        if isinstance(exc, ConnectionFailure):
-            return TransientError(f"database unreachable: {exc}"[:500])
-    except ImportError:  # pragma: no cover - pymongo is a dependency
-        pass
+    if isinstance(exc, ConnectionFailure):
+        return TransientError(f"database unreachable: {exc}"[:500])
     if isinstance(exc, TRANSIENT_EXCEPTIONS):
         return TransientError(f"{type(exc).__name__}: {exc}"[:500])
     return PermanentError(f"{type(exc).__name__}: {exc}"[:500])

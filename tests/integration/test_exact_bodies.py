@@ -21,6 +21,7 @@ that ``make test`` stays fast; the long run uses a few thousand).
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import itertools
 import json
@@ -338,7 +339,7 @@ async def check_request(
 
     detail = await wait_for(judged, timeout_s=30, what=f"the verdict on {event_id}")
     raw = detail["raw_body"]
-    got = raw["data"].encode() if raw["encoding"] == "utf-8" else _b64(raw["data"])
+    got = raw["data"].encode() if raw["encoding"] == "utf-8" else base64.b64decode(raw["data"])
     assert got == sent.body, "the raw bytes are not the ones sent"
     assert detail["degraded"] is None, detail["degraded"]
     assert detail["execution"][0]["status"] == "succeeded", detail["execution"]
@@ -361,12 +362,6 @@ async def check_request(
     p.accepted.append(replay_id)
     if event_id in p.expected:
         p.expected[replay_id] = sent.value
-
-
-def _b64(text: str) -> bytes:
-    import base64
-
-    return base64.b64decode(text)
 
 
 @pytest.mark.timeout(max(120, EXAMPLES // 2))  # the long run takes ~0.1 s a request

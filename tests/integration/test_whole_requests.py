@@ -5,6 +5,7 @@ structure, replay and dry-run; NUL keys; deep nesting; bodies with no or odd typ
 from __future__ import annotations
 
 import asyncio
+import base64
 import gzip
 import json
 import zlib
@@ -236,8 +237,6 @@ async def test_any_content_type_is_stored(
     assert detail["event"]["body"] == parsed
     raw = detail["raw_body"]
     if raw["encoding"] == "base64":
-        import base64
-
         assert base64.b64decode(raw["data"]) == body
     else:
         assert raw["data"].encode() == body
