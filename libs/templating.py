@@ -1,6 +1,9 @@
 """One sandboxed template engine for messages, bodies, headers, URLs and responses.
 
-Jinja2's ``SandboxedEnvironment`` (no attribute access to Python internals).  Templates
+Jinja2's ``ImmutableSandboxedEnvironment`` (no attribute access to Python internals, no
+changing the context), with every size a webhook value can drive bounded: ``*`` and
+``**``, size arguments of filters and string methods, output length, range(), loop
+steps and wall-clock time of one render.  Templates
 are compiled once and cached by source text, so a configuration version's templates are
 compiled on first use and then reused for every event.  A missing attribute renders as
 empty text and is reported back to the caller, which notes it in the execution log.
@@ -11,7 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import math
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
@@ -53,6 +57,13 @@ MAX_OUTPUT_CHARS = 256 * 1024
 MAX_SEQUENCE = 100_000  # items or characters a * may build
 MAX_INT_BITS = 4_096  # of a ** or * result between integers
 MAX_RANGE_ITEMS = 100_000  # summed over every range() of one render
+MAX_LOOP_STEPS = 1_000_000  # iterations summed over every {% for %} of one render
+RENDER_BUDGET_S = 0.5  # wall clock of one render, checked at loop steps and calls
+_CLOCK_EVERY = 1024  # loop steps between two looks at the clock
+
+# The name every {% for %} iterable is wrapped in (see ``_Bounded._parse``); a render
+# binds it to its own ``_Budget``.
+_STEPS = "__hookline_steps"
 
 
 class _Bounded(ImmutableSandboxedEnvironment):
@@ -68,6 +79,46 @@ class _Bounded(ImmutableSandboxedEnvironment):
         elif operator == "*":
             _check_product(left, right)
         return super().call_binop(context, operator, left, right)
+
+    def call(self, __context: Any, __obj: Any, *args: Any, **kwargs: Any) -> Any:
+        # A method such as ``'x'.center(n)`` or ``s.zfill(n)`` builds n characters
+        # before the output cap could see them.
+        if isinstance(getattr(__obj, "__self__", None), str | bytes | list):
+            _check_sizes(args, kwargs)
+        budget = __context.get(_STEPS)
+        if isinstance(budget, _Budget):
+            budget.clock()
+        return super().call(__context, __obj, *args, **kwargs)
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        # Every loop's iterable goes through the render's budget, so nested loops over
+        # a webhook's arrays stop at MAX_LOOP_STEPS or at the deadline, whichever first.
+        tree = super()._parse(source, name, filename)
+        for loop in tree.find_all(nodes.For):
+            loop.iter = nodes.Call(
+                nodes.Name(_STEPS, "load"), [loop.iter], [], None, None, lineno=loop.lineno
+            )
+        return tree
+
+
+def _check_sizes(args: Iterable[Any], kwargs: Mapping[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        if isinstance(value, int) and not isinstance(value, bool) and value > MAX_SEQUENCE:
+            raise SecurityError(f"a size argument over {MAX_SEQUENCE}")
+
+
+def _sized(function: Callable[..., Any]) -> Callable[..., Any]:
+    """A filter with its size arguments checked (``center(10**8)``, ``indent(10**8)``)."""
+
+    # Skip the value filtered, and the context or environment Jinja passes before it.
+    leading = 2 if hasattr(function, "jinja_pass_arg") else 1
+
+    @functools.wraps(function)
+    def checked(*args: Any, **kwargs: Any) -> Any:
+        _check_sizes(args[leading:], kwargs)
+        return function(*args, **kwargs)
+
+    return checked
 
 
 def _bits(value: Any) -> float:
@@ -107,9 +158,32 @@ class _RangeBudget:
         return items
 
 
+class _Budget:
+    """The loop steps and the time one render may still take."""
+
+    def __init__(self) -> None:
+        self.steps = MAX_LOOP_STEPS
+        self.deadline = time.monotonic() + RENDER_BUDGET_S
+
+    def clock(self) -> None:
+        if time.monotonic() > self.deadline:
+            raise SecurityError(f"render took over {RENDER_BUDGET_S} s")
+
+    def __call__(self, iterable: Iterable[Any]) -> Iterator[Any]:
+        for count, item in enumerate(iterable, 1):
+            self.steps -= 1
+            if self.steps < 0:
+                raise SecurityError(f"loops over {MAX_LOOP_STEPS} steps in one render")
+            if count % _CLOCK_EVERY == 0:
+                self.clock()
+            yield item
+
+
 def _env(undefined: type[Undefined]) -> SandboxedEnvironment:
     env = _Bounded(undefined=undefined, autoescape=False, keep_trailing_newline=True)
     env.filters["json"] = _tojson
+    env.filters = {name: _sized(f) for name, f in env.filters.items()}
+    del env.globals["lipsum"]  # lipsum(n=10**5) writes megabytes of text
     return env
 
 
@@ -127,10 +201,10 @@ def _compile(source: str) -> Any:
 
 _BUILTIN_NAMES = frozenset(
     {
+        _STEPS,
         "loop",
         "range",
         "dict",
-        "lipsum",
         "cycler",
         "joiner",
         "namespace",
@@ -162,7 +236,8 @@ def render(source: str, context: Mapping[str, Any]) -> Rendered:
         parts: list[str] = []
         size = 0
         # Streamed, so that a template making too much stops when it passes the cap.
-        for part in template.generate({**context, "range": _RangeBudget()}):
+        scope = {**context, "range": _RangeBudget(), _STEPS: _Budget()}
+        for part in template.generate(scope):
             size += len(part)
             if size > MAX_OUTPUT_CHARS:
                 raise TemplateError(f"output longer than {MAX_OUTPUT_CHARS} characters")

@@ -58,3 +58,44 @@ def test_ordinary_templates_still_render() -> None:
     assert render("{{ body.id | json }}", {"body": {"id": 2**70}}).text == str(2**70)
     long = "x" * (templating.MAX_OUTPUT_CHARS - 1)
     assert render("{{ s }}", {"s": long}).text == long
+
+
+@pytest.mark.parametrize(
+    ("source", "context"),
+    [
+        ("{{ 'x' | center(body.n) }}", {"body": {"n": 10**8}}),
+        ("{{ 'x' | indent(body.n, true) }}", {"body": {"n": 10**8}}),
+        ("{{ body.s.zfill(body.n) }}", {"body": {"s": "1", "n": 10**8}}),
+        ("{{ body.s.center(10**8) }}", {"body": {"s": "1"}}),
+        (
+            # 2000^3 loop steps: bounded only by the data before.
+            "{% for a in body.x %}{% for b in body.x %}{% for c in body.x %}"
+            "{% endfor %}{% endfor %}{% endfor %}",
+            {"body": {"x": list(range(2000))}},
+        ),
+    ],
+)
+def test_sizes_and_loop_steps_from_webhook_values_are_bounded(
+    source: str, context: dict[str, object]
+) -> None:
+    with pytest.raises(TemplateError, match=r"size argument|loops over"):
+        render(source, context)
+
+
+def test_a_render_past_its_wall_clock_budget_stops(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Loop steps within the step budget, but slower than the time budget allows."""
+    monkeypatch.setattr(templating, "RENDER_BUDGET_S", 0.0)
+    source = "{% for a in body.x %}{{ a }}{% endfor %}"
+    with pytest.raises(TemplateError, match="render took over"):
+        render(source, {"body": {"x": ["y"] * 5000}})
+    monkeypatch.setattr(templating, "RENDER_BUDGET_S", 60.0)
+    assert len(render(source, {"body": {"x": ["y"] * 5000}}).text) == 5000
+
+
+def test_big_values_still_go_through_filters_and_loops() -> None:
+    """The size check reads a filter's arguments, not the value it filters."""
+    assert render("{{ body.n | string }}", {"body": {"n": 10**9}}).text == str(10**9)
+    text = render("{% for i in body.x %}{{ loop.index }}{% endfor %}", {"body": {"x": [5, 6]}})
+    assert text.text == "12"
+    with pytest.raises(TemplateError):  # lipsum(n=10**5) would write megabytes
+        render("{{ lipsum(n=100000) }}", {})
