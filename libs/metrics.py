@@ -7,7 +7,7 @@ Each service defines its own container class (its ``metrics.py``) on top of this
 from __future__ import annotations
 
 import os
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
@@ -50,12 +50,19 @@ class BaseMetrics:
 ReadyCheck = Callable[[], Awaitable[bool]]
 
 
-def add_ops_routes(app: web.Application, metrics: BaseMetrics, ready: ReadyCheck) -> None:
-    """``/metrics`` (Prometheus text), ``/healthz`` (alive), ``/readyz`` (dependencies up)."""
-
-    async def metrics_handler(_: web.Request) -> web.Response:
+def _metrics_handler(metrics: BaseMetrics) -> Callable[[web.Request], Awaitable[web.Response]]:
+    async def handler(_: web.Request) -> web.Response:
         body = generate_latest(metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE_LATEST})
+
+    return handler
+
+
+def add_ops_routes(
+    app: web.Application, metrics: BaseMetrics, ready: ReadyCheck, *, with_metrics: bool = True
+) -> None:
+    """``/metrics`` (Prometheus text, unless served on a port of its own),
+    ``/healthz`` (alive), ``/readyz`` (dependencies up)."""
 
     async def healthz(_: web.Request) -> web.Response:
         return web.json_response({"status": "ok"})
@@ -64,6 +71,24 @@ def add_ops_routes(app: web.Application, metrics: BaseMetrics, ready: ReadyCheck
         ok = await ready()
         return web.json_response({"ready": ok}, status=200 if ok else 503)
 
-    app.router.add_get("/metrics", metrics_handler)
+    if with_metrics:
+        app.router.add_get("/metrics", _metrics_handler(metrics))
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/readyz", readyz)
+
+
+def metrics_listener(
+    metrics: BaseMetrics, host: str, port: int
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    """A cleanup context serving ``/metrics`` alone on ``host:port`` while the app runs."""
+
+    async def listen(_: web.Application) -> AsyncIterator[None]:
+        app = web.Application()
+        app.router.add_get("/metrics", _metrics_handler(metrics))
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        await web.TCPSite(runner, host, port).start()
+        yield
+        await runner.cleanup()
+
+    return listen

@@ -20,6 +20,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     config_port: int = 8080
     mapper_port: int = 8081
     executor_port: int = 8082
+    # When set, ingest serves /metrics on this port only, not on its public port: the
+    # metrics name connectors and their traffic, which webhook senders need not see.
+    ingest_metrics_port: int | None = None
     host: str = "127.0.0.1"
     public_url: str = "http://127.0.0.1:8000"
     data_dir: str = "./var"
@@ -73,6 +76,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_CONFIG_PORT": ("config_port", int),
     "HOOKLINE_MAPPER_PORT": ("mapper_port", int),
     "HOOKLINE_EXECUTOR_PORT": ("executor_port", int),
+    "HOOKLINE_INGEST_METRICS_PORT": ("ingest_metrics_port", int),
     "HOOKLINE_HOST": ("host", str),
     "HOOKLINE_PUBLIC_URL": ("public_url", str),
     "HOOKLINE_DATA_DIR": ("data_dir", str),

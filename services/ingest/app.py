@@ -23,7 +23,7 @@ from libs import logging as hlog
 from libs.bodies import BadRequest, parse_query, parse_request
 from libs.connector import ConnectorSnapshot
 from libs.http import error
-from libs.metrics import add_ops_routes
+from libs.metrics import add_ops_routes, metrics_listener
 from libs.registry import Registry
 from libs.settings import Settings
 from services.ingest.metrics import IngestMetrics
@@ -263,7 +263,10 @@ def create_app(settings: Settings, metrics: IngestMetrics | None = None) -> web.
     async def ready() -> bool:
         return NATS in app and app[NATS].is_connected and app[REGISTRY].loaded.is_set()
 
-    add_ops_routes(app, app[METRICS], ready)
+    own_port = settings.ingest_metrics_port
+    add_ops_routes(app, app[METRICS], ready, with_metrics=own_port is None)
+    if own_port is not None:
+        app.cleanup_ctx.append(metrics_listener(app[METRICS], settings.host, own_port))
     return app
 
 

@@ -186,3 +186,31 @@ async def test_a_flood_of_bad_requests_cannot_fill_the_log_stream(
         assert stats["rejected"] <= 20 + 20 * elapsed + 1
     finally:
         await system.stop()
+
+
+async def test_metrics_can_leave_the_public_port(
+    settings: Settings, session: aiohttp.ClientSession
+) -> None:
+    """With HOOKLINE_INGEST_METRICS_PORT set (as in compose and Kubernetes), webhook
+    senders reaching the public port cannot read which connectors exist or their traffic."""
+    metrics_port = embedded.free_port()
+    settings = msgspec.structs.replace(settings, ingest_metrics_port=metrics_port)
+    system = await InProcessSystem(settings).start(("config", "ingest"))
+    try:
+        api = Api(session, system.apps["config"].url, settings.admin_token)
+        connector = await api.create_connector("private metrics")
+        await system.knows(connector)
+        async with session.post(system.ingest_url(connector), json={"n": 1}) as r:
+            assert r.status == 200
+        public = system.apps["ingest"].url
+        async with session.get(public + "/metrics") as r:
+            assert r.status == 404
+        async with session.get(public + "/readyz") as r:
+            assert r.status == 200  # probes and load balancers still use the public port
+        async with session.get(f"http://127.0.0.1:{metrics_port}/metrics") as r:
+            assert r.status == 200
+            assert f'hookline_ingest_requests_total{{connector="{connector["id"]}"' in (
+                await r.text()
+            )
+    finally:
+        await system.stop()

@@ -765,6 +765,12 @@ def test_compose_file() -> None:
         assert env["HOOKLINE_STREAM_REPLICAS"] == "3"
         assert env["NATS_URL"].startswith("nats://hookline:${NATS_PASSWORD:?")
         assert service["depends_on"]["mongo-init"]["condition"] == "service_completed_successfully"
+    # Prometheus scrapes ingest on its metrics port; the published port has no /metrics.
+    metrics_port = services["ingest"]["environment"]["HOOKLINE_INGEST_METRICS_PORT"]
+    scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
+    (job,) = [j for j in scrape["scrape_configs"] if j["job_name"] == "hookline-ingest"]
+    assert str(job["dns_sd_configs"][0]["port"]) == metrics_port
+    assert all(metrics_port not in port for port in services["ingest"]["ports"])
     assert (path.parent / services["config"]["build"]["context"] / "Dockerfile").exists()
     for name in ("prometheus", "grafana"):
         for volume in services[name]["volumes"]:
@@ -814,11 +820,31 @@ def test_kubernetes_manifests() -> None:
         assert by_kind["Service"][full]["spec"]["selector"] == labels
         if name != "ingest":
             assert deployment["spec"]["replicas"] >= 2
+        # NATS needs a password (it holds channel secrets), defined before the URL
+        # that expands it (Kubernetes expands $(VAR) only from earlier entries).
+        env = [e["name"] for e in container["env"]]
+        assert env.index("NATS_PASSWORD") < env.index("NATS_URL"), name
+        (url,) = [e["value"] for e in container["env"] if e["name"] == "NATS_URL"]
+        assert url.startswith("nats://hookline:$(NATS_PASSWORD)@"), name
+    ingest = by_kind["Deployment"]["hookline-ingest"]["spec"]["template"]
+    (container,) = ingest["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in container["ports"]}
+    metrics_env = {e["name"]: e.get("value") for e in container["env"]}
+    assert metrics_env["HOOKLINE_INGEST_METRICS_PORT"] == str(ports["metrics"])
+    assert ingest["metadata"]["annotations"]["prometheus.io/port"] == str(ports["metrics"])
+    service_ports = by_kind["Service"]["hookline-ingest"]["spec"]["ports"]
+    assert ports["metrics"] not in {p.get("targetPort", p["port"]) for p in service_ports}
+    assert "metrics" not in {p.get("targetPort") for p in service_ports}
+    assert "NATS_URL" not in by_kind["ConfigMap"]["hookline-env"]["data"]
     hpa = by_kind["HorizontalPodAutoscaler"]["hookline-ingest"]["spec"]
     assert hpa["scaleTargetRef"]["name"] == "hookline-ingest" and hpa["minReplicas"] >= 2
     assert hpa["metrics"][0]["resource"]["name"] == "cpu"
 
     values = yaml.safe_load((folder / "nats-values.yaml").read_text())
+    auth = values["config"]["merge"]["authorization"]
+    assert auth == {"user": "hookline", "password": "<< $NATS_PASSWORD >>"}
+    secret = values["container"]["env"]["NATS_PASSWORD"]["valueFrom"]["secretKeyRef"]
+    assert secret == {"name": "hookline-secrets", "key": "nats-password"}
     assert values["config"]["cluster"] == {"enabled": True, "replicas": 3}
     assert values["config"]["jetstream"]["enabled"] is True
     assert values["config"]["jetstream"]["fileStore"]["enabled"] is True
