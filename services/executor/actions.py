@@ -76,10 +76,12 @@ class LiveActions:
             return await self._http(step, rendered, context)
         if isinstance(step, EmailStep):
             smtp = self.channel(SmtpChannel, step.channel, step.channel_from, context)
+            address = None
             if not (smtp.allow_private or self.http.allows_private):
-                await refuse_private_host(smtp.host, smtp.port)
+                address = await refuse_private_host(smtp.host, smtp.port)
             return await send_email(
                 smtp,
+                address=address,
                 to=rendered["to"],
                 subject=rendered["subject"],
                 text=rendered["text"],
@@ -137,10 +139,10 @@ class LiveActions:
         )
 
 
-async def refuse_private_host(host: str, port: int) -> None:
-    """The HTTP actions' private-address guard for a mail server's host name.  Checked
-    on what the name resolves to now (aiosmtplib resolves again: a DNS answer that
-    changes in between is not caught, unlike HTTP's resolver-level check)."""
+async def refuse_private_host(host: str, port: int) -> str:
+    """The HTTP actions' private-address guard for a mail server's host name: the
+    address to connect to, checked.  The send connects to that address, not to the name
+    again, so a DNS answer that changes between the check and the connect is harmless."""
     try:
         infos = await asyncio.get_running_loop().getaddrinfo(host, port)
     except OSError as exc:
@@ -151,6 +153,7 @@ async def refuse_private_host(host: str, port: int) -> None:
             f"refused: mail server {host} is a private or loopback address; "
             "allow it on the email channel (allow_private) to use it"
         )
+    return str(infos[0][4][0])
 
 
 def _on_origin(url: str, base_url: str, channel_id: str) -> None:

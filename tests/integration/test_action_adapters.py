@@ -171,6 +171,19 @@ async def test_one_refused_recipient_of_two_is_reported_not_raised(smtp: SmtpRec
     assert result["refused"]["alice@example.com"].startswith("550")
 
 
+async def test_the_send_connects_to_the_address_checked_not_to_the_name_again(
+    smtp: SmtpRecorder,
+) -> None:
+    """The guard resolves the name once and the send connects to what it checked: a
+    name that would resolve elsewhere by now (here: not at all) is not asked again.
+    Before, aiosmtplib resolved the name itself after the check."""
+    result = await send(smtp_channel("mail.invalid", smtp.port), address=smtp.host)
+    assert result["to"] == ["alice@example.com"]
+    assert len(smtp.messages) == 1
+    with pytest.raises(TransientError, match=r"SMTP mail\.invalid"):
+        await send(smtp_channel("mail.invalid", smtp.port))  # the name alone: no address
+
+
 async def test_smtp_connection_refused_is_transient() -> None:
     with pytest.raises(TransientError, match=r"SMTP 127\.0\.0\.1"):
         await send(smtp_channel("127.0.0.1", closed_port()))

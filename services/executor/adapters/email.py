@@ -9,7 +9,9 @@ permanent one; a connection that fails or times out is transient.
 
 from __future__ import annotations
 
+import asyncio
 import re
+import socket
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, getaddresses, parseaddr
 from typing import Any
@@ -24,9 +26,19 @@ _NOT_IN_MSG_ID = re.compile(r"[^A-Za-z0-9!#$%&'*+/=?^_`{|}~.-]+")
 
 
 async def send_email(
-    channel: SmtpChannel, *, to: str, subject: str, text: str, html: str, message_id: str
+    channel: SmtpChannel,
+    *,
+    to: str,
+    subject: str,
+    text: str,
+    html: str,
+    message_id: str,
+    address: str | None = None,
 ) -> dict[str, Any]:
     """Send one email; the result names the recipients, the Message-ID and the server reply.
+
+    ``address``, when given, is the IP address the server's name was checked to resolve
+    to: the connection goes there (TLS still verifies the certificate for the name).
 
     ``to`` is one address or several separated by commas (``Name <addr>`` allowed).
     Recipients refused while others were accepted are listed under ``refused``: the
@@ -45,12 +57,16 @@ async def send_email(
     except ValueError as exc:  # e.g. a line break in the channel's From address
         raise PermanentError(f"cannot build the message: {exc}") from None
     addresses = [address for _, address in recipients]
+    sock: socket.socket | None = None
     try:
+        if address is not None:
+            sock = await _connect(address, channel.port, channel.timeout_s)
         refused, reply = await aiosmtplib.send(
             message,
             recipients=addresses,
             hostname=channel.host,
-            port=channel.port,
+            port=None if sock else channel.port,
+            sock=sock,
             username=channel.username,
             password=channel.password,
             use_tls=channel.use_tls,
@@ -76,12 +92,28 @@ async def send_email(
         raise PermanentError(f"{_where(channel)}: {exc}") from None
     except ValueError as exc:  # an address aiosmtplib will not put on the wire
         raise PermanentError(f"invalid address: {exc}") from None
+    finally:
+        if sock is not None:
+            sock.close()  # the transport has closed it already, unless connecting failed
     return {
         "to": addresses,
         "message_id": message["Message-ID"],
         "response": reply,
         "refused": {address: f"{r.code} {r.message}" for address, r in refused.items()},
     }
+
+
+async def _connect(address: str, port: int, timeout_s: float) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in address else socket.AF_INET)
+    sock.setblocking(False)
+    try:
+        await asyncio.wait_for(
+            asyncio.get_running_loop().sock_connect(sock, (address, port)), timeout_s
+        )
+    except BaseException:
+        sock.close()
+        raise
+    return sock
 
 
 MAX_RECIPIENTS = 50  # a templated ``to`` from a webhook value cannot mail a crowd
