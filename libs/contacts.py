@@ -48,6 +48,7 @@ from pymongo.errors import BulkWriteError, DuplicateKeyError
 from libs import events
 from libs.events import MappingResult, MappingStatus
 from libs.mongo import Doc, Store
+from libs.mongo_codec import from_bson, to_bson
 
 __all__ = [
     "ATTRIBUTE_NAME",
@@ -180,7 +181,7 @@ def to_contact(doc: Mapping[str, Any], *, timestamps: bool = False) -> dict[str,
         "email": doc.get("email"),
         "mobile": doc.get("mobile"),
         "time_zone": doc.get("time_zone"),
-        "attributes": dict(doc.get("attributes") or {}),
+        "attributes": from_bson(dict(doc.get("attributes") or {})),
         "owner": doc.get("owner"),
         "channel": doc.get("channel"),
     }
@@ -607,7 +608,7 @@ def _fields(plan: Plan, now: datetime, errors: list[str]) -> Doc:
         fields["owner"] = plan.owner
     for name, value in plan.attributes.items():
         if ATTRIBUTE_NAME.match(name):
-            fields[f"attributes.{name}"] = value
+            fields[f"attributes.{name}"] = to_bson(value)
         else:
             errors.append(f"attribute name {name!r} is not valid; not stored")
     return fields
@@ -641,7 +642,7 @@ def _field(name: str, value: Any, region: str) -> tuple[str, Any]:
             attribute = name[len(prefix) :]
     if not ATTRIBUTE_NAME.match(attribute):
         raise InvalidField(f"{name!r} is neither a contact field nor a subscriber attribute name")
-    return f"attributes.{attribute}", None if empty else value
+    return f"attributes.{attribute}", None if empty else to_bson(value)
 
 
 def _time_zone(value: Any) -> str:

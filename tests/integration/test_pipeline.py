@@ -8,7 +8,9 @@ from typing import Any
 import aiohttp
 import msgspec
 import pytest
+from pymongo.errors import WriteError
 
+from libs.contacts import Contacts
 from libs.testing.fixtures import wait_for
 from libs.testing.system import Api, InProcessSystem, Receiver
 
@@ -239,35 +241,65 @@ async def test_stale_save_is_refused(system: InProcessSystem, api: Api) -> None:
     assert [v["version"] for v in versions["items"]] == [2, 1]
 
 
-async def test_an_event_the_contacts_store_refuses_does_not_hold_the_others(
-    system: InProcessSystem, api: Api, session: aiohttp.ClientSession
-) -> None:
-    """A contact attribute MongoDB cannot hold (an integer beyond 64 bits) failed the
-    mapper's whole batch, which was nak'ed again and again.  Now the batch is mapped
-    event by event: the poison event is logged with its mapping as an error, the others
-    are mapped."""
-    await api.call("POST", "/api/v1/attributes", {"name": "score", "type": "number"}, expect=201)
+async def _map_two(
+    system: InProcessSystem, api: Api, session: aiohttp.ClientSession, name: str, scores: list[int]
+) -> list[dict[str, Any]]:
+    """Two events with a number attribute ``score``: their log entries once judged."""
+    await api.call("POST", "/api/v1/attributes", {"name": "score", "type": "number"})
     mail = {"type": "email", "id": "mail", "host": "smtp.example.com", "from_address": "a@b.c"}
-    await api.call("POST", "/api/v1/channels", mail, expect=201)
+    await api.call("POST", "/api/v1/channels", mail)
     mapping = {"email": "body.email", "channel": "mail", "attributes": {"score": "body.score"}}
-    connector = await api.create_connector("poison", {"mapping": mapping})
+    connector = await api.create_connector(name, {"mapping": mapping})
     await system.knows(connector)
     ids = []
-    for body in (
-        {"email": "a@example.com", "score": 2**70},
-        {"email": "b@example.com", "score": 1},
-    ):
+    for n, score in enumerate(scores):
+        body = {"email": f"{name}{n}@example.com", "score": score}
         async with session.post(system.ingest_url(connector), json=body) as r:
             assert r.status == 200
             ids.append((await r.json())["event_id"])
     cid = connector["id"]
 
-    async def both_judged() -> list[dict[str, Any]] | None:
+    async def judged() -> list[dict[str, Any]] | None:
         found = [await api.found(f"/api/v1/connectors/{cid}/events/{i}") for i in ids]
         if all(f and f["status"] != "received" for f in found):
             return found  # type: ignore[return-value]
         return None
 
-    poison, fine = await wait_for(both_judged, what="both events judged")
+    return await wait_for(judged, what="the events judged")
+
+
+async def test_a_contact_attribute_beyond_64_bits_is_stored_exactly(
+    system: InProcessSystem, api: Api, session: aiohttp.ClientSession
+) -> None:
+    """Before: MongoDB refused the integer and the event was a mapping error."""
+    big, fine = await _map_two(system, api, session, "bigscore", [2**70, -(2**64)])
+    for entry, score in ((big, 2**70), (fine, -(2**64))):
+        assert entry["mapping"]["status"] == "created", entry["mapping"]
+        contact_id = entry["mapping"]["contact_id"]
+        contact = await api.call("GET", f"/api/v1/contacts/{contact_id}", expect=200)
+        assert contact["attributes"]["score"] == score
+
+
+async def test_an_event_the_contacts_store_refuses_does_not_hold_the_others(
+    system: InProcessSystem,
+    api: Api,
+    session: aiohttp.ClientSession,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A batch write that the store refuses because of one event failed the mapper's
+    whole batch, which was nak'ed again and again.  Now the batch is mapped event by
+    event: the poison event is logged with its mapping as an error, the others are
+    mapped.  The store's refusal is injected (a WriteError, as MongoDB gives for a
+    document it cannot hold) for one score, since every JSON value is storable now."""
+    real = Contacts.apply
+
+    async def refusing(self: Contacts, plans: Any, *args: Any, **kwargs: Any) -> Any:
+        if any(plan.attributes.get("score") == 666 for _, plan in plans):
+            raise WriteError("document refused", code=2)
+        return await real(self, plans, *args, **kwargs)
+
+    monkeypatch.setattr(Contacts, "apply", refusing)
+    poison, fine = await _map_two(system, api, session, "poison", [666, 1])
     assert poison["mapping"]["status"] == "error", poison["mapping"]
-    assert fine["mapping"]["status"] in ("created", "updated", "matched_email"), fine["mapping"]
+    assert "WriteError" in poison["mapping"]["reason"]
+    assert fine["mapping"]["status"] == "created", fine["mapping"]
