@@ -74,6 +74,11 @@ class GuardedResolver(AbstractResolver):
         await self._inner.close()
 
 
+# Connections open at once per session: also the most HTTP actions in flight in one
+# executor process, so the most a crash of it can leave sent but not journaled.
+MAX_CONNECTIONS = 200
+
+
 class HttpClient:
     """Two sessions: one that refuses private targets (default), one that allows them."""
 
@@ -89,9 +94,9 @@ class HttpClient:
 
     async def start(self) -> None:
         self._guarded = aiohttp.ClientSession(
-            connector=aiohttp.TCPConnector(resolver=GuardedResolver(), limit=200)
+            connector=aiohttp.TCPConnector(resolver=GuardedResolver(), limit=MAX_CONNECTIONS)
         )
-        self._open = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=200))
+        self._open = aiohttp.ClientSession(connector=aiohttp.TCPConnector(limit=MAX_CONNECTIONS))
 
     async def close(self) -> None:
         for session in (self._guarded, self._open):
