@@ -21,7 +21,7 @@ $(STAMP): pyproject.toml
 setup: $(STAMP) ## create the virtualenv and install pinned dependencies
 
 run: $(STAMP) ## start NATS, SecantusDB and the four services; Ctrl-C stops all
-	$(BIN)/python -m libs.launcher
+	$(BIN)/python -m libs.local.launcher
 
 test: $(STAMP) ## the whole suite: unit, integration (real servers) and end-to-end
 	$(BIN)/python -m pytest -q -p no:cacheprovider

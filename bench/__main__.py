@@ -100,7 +100,7 @@ async def hookline_phase(
     system: procs.Hookline, wrk: str, lua: Path, duration_s: int, events: int
 ) -> dict[str, Any]:
     pids = procs.process_tree(system.popen.pid)
-    pids.pop("libs.launcher", None)  # it only waits
+    pids.pop("libs.local.launcher", None)  # it only waits
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         api = hookapi.Api(session, system.api, system.token)
         ingest = await api.create_connector("bench-ingest")

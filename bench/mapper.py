@@ -33,8 +33,8 @@ from typing import Any
 import aiohttp
 
 from bench import hookapi, procs
-from libs.testing.fixtures import wait_for
-from libs.testing.system import ingest_knows
+from tests.support.fixtures import wait_for
+from tests.support.system import ingest_knows
 
 FIRST_N = 1_000_000  # numbers no earlier phase of the bench used
 _MAPPED = re.compile(r'^hookline_mapper_messages_total\{outcome="mapped"\} (\S+)$', re.M)

@@ -196,7 +196,7 @@ def _start_hookline(data_dir: Path, ports: list[int], timeout_s: float) -> Hookl
     data_dir.mkdir(parents=True, exist_ok=True)
     with stdout_path.open("wb") as out:
         popen = subprocess.Popen(
-            [sys.executable, "-m", "libs.launcher"], cwd=ROOT, env=env,
+            [sys.executable, "-m", "libs.local.launcher"], cwd=ROOT, env=env,
             stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
             start_new_session=True,  # our Ctrl-C is handled by us, then SIGTERM → launcher
         )  # fmt: skip

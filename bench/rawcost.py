@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import bson
 import msgspec
 
-from libs import events
-from libs.bodies import parse_request
-from libs.mongo_codec import to_bson
+from libs.domain import events
+from libs.domain.bodies import parse_request
+from libs.infra.mongo.codec import to_bson
 from services.config.projector import received_doc
 
 _received = events.decoder(events.EventReceived)

@@ -1,1 +1,1 @@
-pytest_plugins = ["libs.testing.fixtures"]
+pytest_plugins = ["tests.support.fixtures"]

@@ -1,4 +1,4 @@
-from libs.service import main
+from libs.runtime.service import main
 from services.config.app import create_app
 
 main("config", create_app, "config_port")

@@ -11,12 +11,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 from aiohttp import web
 
-from libs import logging as hlog
-from libs import mongo as hmongo
-from libs import natsio, subjects
-from libs.http import ApiError, error
-from libs.metrics import add_ops_routes
-from libs.settings import Settings, ensure_admin_token
+from libs.infra import logging as hlog
+from libs.infra.http import ApiError, error
+from libs.infra.metrics import add_ops_routes
+from libs.infra.mongo import store as hmongo
+from libs.infra.nats import client as natsio
+from libs.infra.nats import subjects
+from libs.infra.settings import Settings, ensure_admin_token
 from services.config import (
     connectors_api,
     contacts_api,

@@ -8,10 +8,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from libs import events, structure
-from libs.connector import ConnectorConfig
-from libs.http import ApiError
-from libs.mongo import StaleVersion
+from libs.domain import events, structure
+from libs.domain.connector import ConnectorConfig
+from libs.infra.http import ApiError
+from libs.infra.mongo.store import StaleVersion
 from services.config import snapshots
 from services.config.context import CTX, Context, body_json, connector_or_404
 from services.config.validation import Known, validate

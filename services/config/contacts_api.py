@@ -7,8 +7,9 @@ from urllib.parse import unquote
 
 from aiohttp import web
 
-from libs.contacts import Contacts, normalize_mobile
-from libs.http import ApiError
+from libs.domain.contacts import normalize_mobile
+from libs.infra.http import ApiError
+from libs.infra.mongo.contacts import Contacts
 from services.config.context import CTX
 
 routes = web.RouteTableDef()

@@ -8,11 +8,12 @@ from typing import Any
 from aiohttp import web
 from nats.js.kv import KeyValue
 
-from libs import jsonvalue, natsio
-from libs import mongo as hmongo
-from libs.http import ApiError
-from libs.mongo_codec import INT64_MAX
-from libs.settings import Settings
+from libs.domain import jsonvalue
+from libs.infra.http import ApiError
+from libs.infra.mongo import store as hmongo
+from libs.infra.mongo.codec import INT64_MAX
+from libs.infra.nats import client as natsio
+from libs.infra.settings import Settings
 
 
 @dataclass

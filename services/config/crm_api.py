@@ -2,7 +2,7 @@
 
 MongoDB is the source of truth for all three.  Channels are also mirrored, secrets
 included, into the internal ``<prefix>_channels`` KV bucket that the executor
-watches (``libs.channel_registry``); the API itself never returns a secret whole.
+watches (``libs.infra.nats.channel_registry``); the API itself never returns a secret whole.
 """
 
 from __future__ import annotations
@@ -19,15 +19,8 @@ from aiohttp import web
 from nats.js.kv import KeyValue
 from pymongo.errors import DuplicateKeyError
 
-from libs import events
-from libs import logging as hlog
-from libs.channel_registry import (
-    delete_channel,
-    ensure_channels_bucket,
-    publish_channel,
-    republish_all_channels,
-)
-from libs.channels import (
+from libs.domain import events
+from libs.domain.channels import (
     SECRET_FIELDS,
     Channel,
     HttpChannel,
@@ -35,8 +28,15 @@ from libs.channels import (
     WhatsAppChannel,
     redacted,
 )
-from libs.connector import ConnectorConfig, EmailStep, HttpStep, WhatsAppStep, iter_steps
-from libs.http import ApiError
+from libs.domain.connector import ConnectorConfig, EmailStep, HttpStep, WhatsAppStep, iter_steps
+from libs.infra import logging as hlog
+from libs.infra.http import ApiError
+from libs.infra.nats.channel_registry import (
+    delete_channel,
+    ensure_channels_bucket,
+    publish_channel,
+    republish_all_channels,
+)
 from services.config.context import CTX, Context, body_json
 
 routes = web.RouteTableDef()
@@ -47,7 +47,7 @@ CHANNEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 CHANNEL_TYPES = ("whatsapp", "email", "http")
 PHONE_NUMBER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
 EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
-REDACTED = "…"  # what libs.channels.redacted() puts in front of a secret's tail
+REDACTED = "…"  # what libs.domain.channels.redacted() puts in front of a secret's tail
 ALL = 0  # Store.find limit: 0 means no limit
 MAX_NAME = 200
 MAX_DESCRIPTION = 1000

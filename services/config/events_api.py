@@ -9,9 +9,11 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from libs import events, jsonvalue, natsio, subjects
-from libs.bodies import BadRequest, parse_request
-from libs.http import ApiError
+from libs.domain import events, jsonvalue
+from libs.domain.bodies import BadRequest, parse_request
+from libs.infra.http import ApiError
+from libs.infra.nats import client as natsio
+from libs.infra.nats import subjects
 from services.config.connectors_api import known_for, parse_config
 from services.config.context import CTX, body_json, connector_or_404, int_param
 

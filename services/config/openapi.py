@@ -21,10 +21,10 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from libs import events
-from libs.channels import SECRET_FIELDS, Channel, HttpChannel, SmtpChannel, WhatsAppChannel
-from libs.connector import ConnectorConfig
-from libs.structure import Field
+from libs.domain import events
+from libs.domain.channels import SECRET_FIELDS, Channel, HttpChannel, SmtpChannel, WhatsAppChannel
+from libs.domain.connector import ConnectorConfig
+from libs.domain.structure import Field
 
 routes = web.RouteTableDef()
 

@@ -27,9 +27,10 @@ from typing import Any, TypeVar
 
 import msgspec
 
-from libs import events, jsonvalue, natsio
-from libs import logging as hlog
-from libs import mongo as hmongo
+from libs.domain import events, jsonvalue
+from libs.infra import logging as hlog
+from libs.infra.mongo import store as hmongo
+from libs.infra.nats import client as natsio
 
 _received = events.decoder(events.EventReceived).decode
 _logs: Any = jsonvalue.Decoder(events.LogStreamEvent).decode  # type: ignore[arg-type]

@@ -8,8 +8,8 @@ from typing import Any
 import msgspec
 from nats.js.kv import KeyValue
 
-from libs.connector import ConnectorConfig, ConnectorSnapshot
-from libs.settings import Settings
+from libs.domain.connector import ConnectorConfig, ConnectorSnapshot
+from libs.infra.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
 

@@ -9,9 +9,9 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from libs import events, paths, references, structure
-from libs.connector import ConnectorConfig, FormatterStep, HttpStep, iter_steps
-from libs.http import ApiError
+from libs.domain import events, paths, references, structure
+from libs.domain.connector import ConnectorConfig, FormatterStep, HttpStep, iter_steps
+from libs.infra.http import ApiError
 from services.config.context import CTX, body_json, connector_or_404
 
 routes = web.RouteTableDef()

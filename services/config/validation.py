@@ -10,8 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs import formatters, paths, references, templating
-from libs.connector import (
+from libs.domain import formatters, paths, references, templating
+from libs.domain.connector import (
     BranchStep,
     ConnectorConfig,
     EmailStep,
@@ -22,8 +22,8 @@ from libs.connector import (
     WhatsAppStep,
     iter_steps,
 )
-from libs.filters import validate_group
-from libs.mapping import EVENT_ROOTS, validate_mapping
+from libs.domain.filters import validate_group
+from libs.domain.mapping import EVENT_ROOTS, validate_mapping
 
 Problem = tuple[str, str]
 

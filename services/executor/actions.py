@@ -12,18 +12,18 @@ from typing import Any, TypeVar
 
 import yarl
 
-from libs import paths
-from libs.channel_registry import ChannelRegistry
-from libs.channels import Channel, HttpChannel, SmtpChannel, WhatsAppChannel
-from libs.connector import (
+from libs.domain import paths
+from libs.domain.channels import Channel, HttpChannel, SmtpChannel, WhatsAppChannel
+from libs.domain.connector import (
     AssignOwnerStep,
     EmailStep,
     HttpStep,
     UpdateContactStep,
     WhatsAppStep,
 )
-from libs.contacts import Contacts
-from libs.mongo import Store
+from libs.infra.mongo.contacts import Contacts
+from libs.infra.mongo.store import Store
+from libs.infra.nats.channel_registry import ChannelRegistry
 from services.executor.adapters.email import send_email
 from services.executor.adapters.http import HttpClient, is_public
 from services.executor.adapters.whatsapp import WhatsAppClient

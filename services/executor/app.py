@@ -18,15 +18,18 @@ import msgspec
 from aiohttp import web
 from pymongo.errors import DuplicateKeyError
 
-from libs import events, natsio, subjects, worker
-from libs import logging as hlog
-from libs import mongo as hmongo
-from libs.connector import ConnectorConfig
-from libs.contacts import Contacts
-from libs.metrics import add_ops_routes
-from libs.mongo_codec import from_bson, to_bson
-from libs.registry import Registry
-from libs.settings import Settings
+from libs.domain import events
+from libs.domain.connector import ConnectorConfig
+from libs.infra import logging as hlog
+from libs.infra.metrics import add_ops_routes
+from libs.infra.mongo import store as hmongo
+from libs.infra.mongo.codec import from_bson, to_bson
+from libs.infra.mongo.contacts import Contacts
+from libs.infra.nats import client as natsio
+from libs.infra.nats import subjects
+from libs.infra.nats.registry import Registry
+from libs.infra.settings import Settings
+from libs.runtime import worker
 from services.executor.actions import LiveActions
 from services.executor.adapters.http import HttpClient
 from services.executor.adapters.whatsapp import WhatsAppClient

@@ -1,4 +1,4 @@
-from libs.service import main
+from libs.runtime.service import main
 from services.ingest.app import create_app
 
 main("ingest", create_app, "ingest_port")

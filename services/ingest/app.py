@@ -18,14 +18,16 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDictProxy
 
-from libs import events, natsio, paths, subjects, templating
-from libs import logging as hlog
-from libs.bodies import BadRequest, parse_query, parse_request
-from libs.connector import ConnectorSnapshot
-from libs.http import error
-from libs.metrics import add_ops_routes, metrics_listener
-from libs.registry import Registry
-from libs.settings import Settings
+from libs.domain import events, paths, templating
+from libs.domain.bodies import BadRequest, parse_query, parse_request
+from libs.domain.connector import ConnectorSnapshot
+from libs.infra import logging as hlog
+from libs.infra.http import error
+from libs.infra.metrics import add_ops_routes, metrics_listener
+from libs.infra.nats import client as natsio
+from libs.infra.nats import subjects
+from libs.infra.nats.registry import Registry
+from libs.infra.settings import Settings
 from services.ingest.metrics import IngestMetrics
 from services.ingest.ratelimit import TokenBuckets
 

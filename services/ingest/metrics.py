@@ -6,7 +6,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
-from libs.metrics import BaseMetrics
+from libs.infra.metrics import BaseMetrics
 
 
 class IngestMetrics(BaseMetrics):

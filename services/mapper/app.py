@@ -14,15 +14,18 @@ from dataclasses import dataclass
 import msgspec
 from aiohttp import web
 
-from libs import events, mapping, natsio, references, structure, subjects, worker
-from libs import logging as hlog
-from libs import mongo as hmongo
-from libs.channel_registry import ChannelRegistry
-from libs.connector import ConnectorConfig
-from libs.contacts import Contacts
-from libs.metrics import add_ops_routes
-from libs.registry import Registry
-from libs.settings import Settings
+from libs.domain import events, mapping, references, structure
+from libs.domain.connector import ConnectorConfig
+from libs.infra import logging as hlog
+from libs.infra.metrics import add_ops_routes
+from libs.infra.mongo import store as hmongo
+from libs.infra.mongo.contacts import Contacts
+from libs.infra.nats import client as natsio
+from libs.infra.nats import subjects
+from libs.infra.nats.channel_registry import ChannelRegistry
+from libs.infra.nats.registry import Registry
+from libs.infra.settings import Settings
+from libs.runtime import worker
 from services.mapper.metrics import MapperMetrics
 
 SETTINGS = web.AppKey("settings", Settings)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
-from libs.metrics import BaseMetrics
+from libs.infra.metrics import BaseMetrics
 
 
 class MapperMetrics(BaseMetrics):

@@ -17,9 +17,9 @@ from typing import Any, TypeVar
 
 import pytest
 
-from libs import embedded
-from libs.settings import Settings
-from libs.testing.processes import ProcessSystem
+from libs.infra.settings import Settings
+from libs.local import embedded
+from tests.support.processes import ProcessSystem
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,12 +12,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.graph_api import GraphApiServer, graph_api_server
-from libs.testing.processes import ProcessSystem
-from libs.testing.smtp import SmtpRecorder, smtp_server
-from libs.testing.system import Api
+from libs.infra.settings import Settings
+from tests.support.fixtures import wait_for
+from tests.support.graph_api import GraphApiServer, graph_api_server
+from tests.support.processes import ProcessSystem
+from tests.support.smtp import SmtpRecorder, smtp_server
+from tests.support.system import Api
 
 pytestmark = pytest.mark.e2e
 WA_TOKEN = "wa-test-token"

@@ -13,11 +13,11 @@ from urllib.parse import urlencode
 import aiohttp
 import pytest
 
-from libs import embedded
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.processes import ProcessSystem
-from libs.testing.system import Api, Receiver, forward_n, ingest_knows
+from libs.infra.settings import Settings
+from libs.local import embedded
+from tests.support.fixtures import wait_for
+from tests.support.processes import ProcessSystem
+from tests.support.system import Api, Receiver, forward_n, ingest_knows
 
 pytestmark = pytest.mark.e2e
 

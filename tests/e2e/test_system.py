@@ -16,12 +16,12 @@ import aiohttp
 import msgspec
 import pytest
 
-from libs import embedded
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.processes import ProcessSystem
-from libs.testing.system import Api, Receiver, forward_n
+from libs.infra.settings import Settings
+from libs.local import embedded
 from services.executor.adapters.http import MAX_CONNECTIONS
+from tests.support.fixtures import wait_for
+from tests.support.processes import ProcessSystem
+from tests.support.system import Api, Receiver, forward_n
 
 pytestmark = pytest.mark.e2e
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +62,7 @@ def drip(receiver_url: str, days: tuple[str, ...]) -> dict[str, Any]:
 
 
 class Launcher:
-    """``python -m libs.launcher`` (what ``make run`` runs) with free ports."""
+    """``python -m libs.local.launcher`` (what ``make run`` runs) with free ports."""
 
     def __init__(self, data_dir: Path, env: dict[str, str]) -> None:
         self.data_dir = data_dir
@@ -81,7 +81,7 @@ class Launcher:
             self.env.pop(var, None)
         self.lines: list[str] = []
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "libs.launcher"],
+            [sys.executable, "-m", "libs.local.launcher"],
             cwd=ROOT,
             env=self.env,
             stdout=subprocess.PIPE,

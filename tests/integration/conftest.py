@@ -8,8 +8,8 @@ from collections.abc import AsyncIterator
 import msgspec
 import pytest
 
-from libs.settings import Settings
-from libs.testing.system import InProcessSystem
+from libs.infra.settings import Settings
+from tests.support.system import InProcessSystem
 
 
 @pytest.fixture

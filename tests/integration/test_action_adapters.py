@@ -11,12 +11,12 @@ from typing import Any
 import msgspec
 import pytest
 
-from libs.channels import SmtpChannel, WhatsAppChannel
-from libs.testing.graph_api import GraphApiServer, graph_api_server
-from libs.testing.smtp import SmtpRecorder, smtp_server
+from libs.domain.channels import SmtpChannel, WhatsAppChannel
 from services.executor.adapters.email import send_email
 from services.executor.adapters.whatsapp import WhatsAppClient
 from services.executor.errors import PermanentError, StepError, TransientError
+from tests.support.graph_api import GraphApiServer, graph_api_server
+from tests.support.smtp import SmtpRecorder, smtp_server
 
 pytestmark = pytest.mark.integration
 

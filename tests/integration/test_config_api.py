@@ -10,9 +10,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem
+from libs.infra.settings import Settings
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.integration
 
@@ -354,7 +354,7 @@ async def test_replay_against_a_chosen_version(
 async def test_dry_run_has_no_side_effects(
     system: InProcessSystem, api: Api, session: aiohttp.ClientSession
 ) -> None:
-    from libs.testing.system import Receiver
+    from tests.support.system import Receiver
 
     receiver = await Receiver().start()
     try:

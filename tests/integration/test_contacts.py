@@ -10,12 +10,13 @@ import aiohttp
 import pytest
 from pymongo import AsyncMongoClient, monitoring
 
-from libs import mongo as hmongo
-from libs.connector import FieldMapping
-from libs.contacts import NO_IDENTITY, Contacts, InvalidField, MobileTaken, Plan
-from libs.mapping import plan
-from libs.settings import Settings
-from libs.testing.system import Api, InProcessSystem
+from libs.domain.connector import FieldMapping
+from libs.domain.contacts import NO_IDENTITY, InvalidField, MobileTaken, Plan
+from libs.domain.mapping import plan
+from libs.infra.mongo import store as hmongo
+from libs.infra.mongo.contacts import Contacts
+from libs.infra.settings import Settings
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.integration
 

@@ -11,9 +11,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from libs.bodies import parse_request
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem
+from libs.domain.bodies import parse_request
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.integration
 

@@ -13,13 +13,13 @@ import pytest
 from nats.aio.client import Client
 from nats.js.kv import KeyValue
 
-from libs.channel_registry import ChannelRegistry, bucket_name, ensure_channels_bucket
-from libs.channels import Channel, HttpChannel, SmtpChannel, WhatsAppChannel
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem
+from libs.domain.channels import Channel, HttpChannel, SmtpChannel, WhatsAppChannel
+from libs.infra.nats.channel_registry import ChannelRegistry, bucket_name, ensure_channels_bucket
+from libs.infra.settings import Settings
 from services.config.context import CTX
 from services.config.crm_api import republish_channels
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.integration
 

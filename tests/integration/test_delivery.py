@@ -11,10 +11,10 @@ import msgspec
 import nats
 import pytest
 
-from libs import subjects
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem, Receiver, forward_n
+from libs.infra.nats import subjects
+from libs.infra.settings import Settings
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem, Receiver, forward_n
 
 pytestmark = pytest.mark.integration
 

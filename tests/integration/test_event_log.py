@@ -10,10 +10,10 @@ import aiohttp
 import msgspec
 import pytest
 
-from libs import mongo as hmongo
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem, forward_n
+from libs.infra.mongo import store as hmongo
+from libs.infra.settings import Settings
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem, forward_n
 
 pytestmark = pytest.mark.integration
 

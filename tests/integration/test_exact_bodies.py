@@ -39,11 +39,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from libs.jsonvalue import BOUNDS
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem, Receiver
-from libs.testing.values import same_json
+from libs.domain.jsonvalue import BOUNDS
+from libs.infra.settings import Settings
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem, Receiver
+from tests.support.values import same_json
 
 pytestmark = pytest.mark.integration
 

@@ -11,11 +11,11 @@ import aiohttp
 import msgspec
 import pytest
 
-from libs import embedded
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem
+from libs.infra.settings import Settings
+from libs.local import embedded
 from services.ingest.metrics import IngestMetrics
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.integration
 

@@ -12,12 +12,14 @@ import aiohttp
 import bson
 import pytest
 
-from libs import events, natsio, subjects
-from libs import mongo as hmongo
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem
+from libs.domain import events
+from libs.infra.mongo import store as hmongo
+from libs.infra.nats import client as natsio
+from libs.infra.nats import subjects
 from services.config.context import CTX
 from services.config.projector import Projector, degraded, received_doc
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.integration
 

@@ -1,11 +1,12 @@
-"""libs.natsio's publisher against a real nats-server with JetStream."""
+"""libs.infra.nats.client's publisher against a real nats-server with JetStream."""
 
 from __future__ import annotations
 
 import pytest
 
-from libs import natsio, subjects
-from libs.settings import Settings
+from libs.infra.nats import client as natsio
+from libs.infra.nats import subjects
+from libs.infra.settings import Settings
 
 pytestmark = pytest.mark.integration
 

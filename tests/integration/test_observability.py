@@ -44,9 +44,9 @@ import pytest
 import yaml
 from nats.js.api import DiscardPolicy
 
-from libs.settings import Settings
-from libs.testing.fixtures import free_port, wait_for
-from libs.testing.system import Api, InProcessSystem, Receiver
+from libs.infra.settings import Settings
+from tests.support.fixtures import free_port, wait_for
+from tests.support.system import Api, InProcessSystem, Receiver
 
 pytestmark = pytest.mark.integration
 

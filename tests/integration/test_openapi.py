@@ -29,14 +29,14 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from libs.channels import Channel
-from libs.connector import ConnectorConfig
-from libs.settings import Settings
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem
+from libs.domain.channels import Channel
+from libs.domain.connector import ConnectorConfig
+from libs.infra.settings import Settings
 from services.config import openapi
 from services.config.app import create_app
 from services.config.context import CTX
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem
 
 # Generated requests per operation and mode (valid/invalid data); a quarter of that with
 # random path values.  The default keeps the test under a minute on 2 cores.  The seed

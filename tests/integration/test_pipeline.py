@@ -10,9 +10,9 @@ import msgspec
 import pytest
 from pymongo.errors import WriteError
 
-from libs.contacts import Contacts
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem, Receiver
+from libs.infra.mongo.contacts import Contacts
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem, Receiver
 
 pytestmark = pytest.mark.integration
 
@@ -95,7 +95,7 @@ async def test_structure_learned_from_first_event(
     url = system.ingest_url(connector)
     async with session.post(url, json={"order": {"id": 7, "items": [{"sku": "A1"}]}}) as r:
         assert r.status == 200
-    from libs import mongo as hmongo
+    from libs.infra.mongo import store as hmongo
 
     store = hmongo.Store(hmongo.client(system.settings), system.settings.mongo_db)
     try:

@@ -14,9 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
-from libs.jsonvalue import BOUNDS
-from libs.testing.fixtures import wait_for
-from libs.testing.system import Api, InProcessSystem
+from libs.domain.jsonvalue import BOUNDS
+from tests.support.fixtures import wait_for
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.integration
 

@@ -6,7 +6,7 @@ import stat
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from libs.settings import Settings, ensure_admin_token
+from libs.infra.settings import Settings, ensure_admin_token
 
 
 def test_token_file_is_private_and_shared(tmp_path: Path) -> None:

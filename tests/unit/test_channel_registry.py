@@ -10,9 +10,9 @@ from typing import Any
 
 import msgspec
 
-from libs.channel_registry import ChannelRegistry
-from libs.channels import HttpChannel, SmtpChannel, WhatsAppChannel
-from libs.testing.fixtures import wait_for
+from libs.domain.channels import HttpChannel, SmtpChannel, WhatsAppChannel
+from libs.infra.nats.channel_registry import ChannelRegistry
+from tests.support.fixtures import wait_for
 
 
 @dataclass

@@ -15,9 +15,9 @@ from typing import Any
 import msgspec
 import pytest
 
-from libs.bodies import parse_request
-from libs.paths import resolve
-from libs.structure import infer
+from libs.domain.bodies import parse_request
+from libs.domain.paths import resolve
+from libs.domain.structure import infer
 
 ROOT = Path(__file__).resolve().parents[1]
 CORPUS = ROOT / "corpus"

@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from libs.connector import ConnectorConfig
+from libs.domain.connector import ConnectorConfig
 from services.executor.core import engine
 from services.executor.errors import PermanentError, TransientError
 

@@ -1,5 +1,5 @@
-"""libs.jsonvalue and libs.mongo_codec: every JSON value decoded exactly, stored in BSON
-and read back as it was sent; bounds refused with a clear error, never a crash."""
+"""libs.domain.jsonvalue and libs.infra.mongo.codec: every JSON value decoded exactly, stored
+in BSON and read back as it was sent; bounds refused with a clear error, never a crash."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from bson.int64 import Int64
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from libs import events, jsonvalue
-from libs.bodies import BadRequest, parse_body, parse_request
-from libs.jsonvalue import BOUNDS, JsonError
-from libs.mongo_codec import escape_key, from_bson, path, to_bson, unescape_key
-from libs.testing.values import same_json
+from libs.domain import events, jsonvalue
+from libs.domain.bodies import BadRequest, parse_body, parse_request
+from libs.domain.jsonvalue import BOUNDS, JsonError
+from libs.infra.mongo.codec import escape_key, from_bson, path, to_bson, unescape_key
+from tests.support.values import same_json
 
 keys = st.one_of(
     st.sampled_from(["", "$", "$x", ".", "a.b", "\x00", "%", "%25", "%int", "%24", "%2E"]),

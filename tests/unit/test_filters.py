@@ -9,8 +9,8 @@ from typing import Any
 import msgspec
 import pytest
 
-from libs.connector import Condition, Group
-from libs.filters import (
+from libs.domain.connector import Condition, Group
+from libs.domain.filters import (
     OPS,
     ConditionResult,
     FilterResult,
@@ -193,7 +193,7 @@ def test_every_filter_op_is_tested() -> None:
 def test_every_filter_op_of_the_model_is_implemented() -> None:
     from typing import get_args
 
-    from libs.connector import FilterOp
+    from libs.domain.connector import FilterOp
 
     assert set(get_args(FilterOp)) == set(OPS)
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from libs.formatters import FormatterError, apply, known_ops, validate
+from libs.domain.formatters import FormatterError, apply, known_ops, validate
 
 NOW = datetime(2024, 5, 1, 10, 0, 0, tzinfo=UTC)
 TS = 1714557600  # NOW as unix seconds

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from libs.launcher import Restarts
+from libs.local.launcher import Restarts
 
 
 def test_backoff_grows_waits_and_resets() -> None:

@@ -6,9 +6,9 @@ from typing import Any
 
 import pytest
 
-from libs.connector import FieldMapping
-from libs.contacts import NO_IDENTITY, Plan, normalize_email, normalize_mobile
-from libs.mapping import plan, validate_mapping
+from libs.domain.connector import FieldMapping
+from libs.domain.contacts import NO_IDENTITY, Plan, normalize_email, normalize_mobile
+from libs.domain.mapping import plan, validate_mapping
 
 CONTEXT: dict[str, Any] = {
     "body": {

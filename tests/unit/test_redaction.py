@@ -1,9 +1,9 @@
 """Channel views never show a secret: short ones not even in part, credentials in URLs
-removed (libs.channels.redacted)."""
+removed (libs.domain.channels.redacted)."""
 
 from __future__ import annotations
 
-from libs.channels import HttpChannel, SmtpChannel, WhatsAppChannel, redacted
+from libs.domain.channels import HttpChannel, SmtpChannel, WhatsAppChannel, redacted
 
 
 def test_short_secrets_are_not_shown_even_in_part() -> None:

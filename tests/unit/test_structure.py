@@ -1,4 +1,5 @@
-"""libs.structure: inference, merging, drift and bounds; golden tests on real GitHub payloads.
+"""libs.domain.structure: inference, merging, drift and bounds; golden tests on real GitHub
+payloads.
 
 Golden files live in tests/golden/structure/<payload>.json; regenerate them with
 ``.venv/bin/python tests/golden/regen_structure.py`` and review the diff.
@@ -13,8 +14,8 @@ import msgspec
 import pytest
 from jsonschema import Draft202012Validator
 
-from libs.paths import join, parse, resolve
-from libs.structure import (
+from libs.domain.paths import join, parse, resolve
+from libs.domain.structure import (
     DEFAULT_LIMITS,
     DRAFT_2020_12,
     TRUNCATED_KEYWORD,
@@ -140,7 +141,7 @@ def test_leaf_paths_resolve_to_examples(payload: Path) -> None:
     assert "" not in paths
     checked = 0
     for field in structure.fields:
-        assert join(parse(field.path)) == field.path  # canonical libs.paths syntax
+        assert join(parse(field.path)) == field.path  # canonical libs.domain.paths syntax
         kinds = field.type.split("|")
         if "object" in kinds or "array" in kinds:
             assert field.example is None, field.path

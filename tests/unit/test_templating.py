@@ -1,12 +1,12 @@
-"""libs.templating's bounds: the immutable sandbox, ``*`` and ``**`` checked before they
+"""libs.domain.templating's bounds: the immutable sandbox, ``*`` and ``**`` checked before they
 run (and before a save), an output cap and one range() budget per render."""
 
 from __future__ import annotations
 
 import pytest
 
-from libs import templating
-from libs.templating import TemplateError, check, render
+from libs.domain import templating
+from libs.domain.templating import TemplateError, check, render
 
 
 def test_templates_cannot_change_their_context() -> None:

@@ -18,7 +18,7 @@ from typing import Any
 
 import aiosmtplib
 
-from libs.channels import SmtpChannel
+from libs.domain.channels import SmtpChannel
 from services.executor.errors import PermanentError, StepError, TransientError
 
 _ADDRESS = re.compile(r"[^@\s]+@[^@\s]+")

@@ -21,7 +21,7 @@ from urllib.parse import urlsplit
 import aiohttp
 import phonenumbers
 
-from libs.channels import WhatsAppChannel
+from libs.domain.channels import WhatsAppChannel
 from services.executor.adapters.http import (
     MAX_RESPONSE_BYTES,
     GuardedResolver,

@@ -16,8 +16,8 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 import msgspec
 
-from libs import filters, formatters, templating
-from libs.connector import (
+from libs.domain import filters, formatters, templating
+from libs.domain.connector import (
     AssignOwnerStep,
     BranchStep,
     EmailStep,
@@ -28,7 +28,7 @@ from libs.connector import (
     UpdateContactStep,
     WhatsAppStep,
 )
-from libs.events import StepLog
+from libs.domain.events import StepLog
 from services.executor.errors import (
     BusyError,
     PermanentError,

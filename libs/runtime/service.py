@@ -11,9 +11,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from libs import logging as hlog
-from libs import settings as hsettings
-from libs.settings import Settings
+from libs.infra import logging as hlog
+from libs.infra import settings as hsettings
+from libs.infra.settings import Settings
 
 SHUTDOWN_TIMEOUT_S = 15.0
 

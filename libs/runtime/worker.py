@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 
 from prometheus_client import Gauge
 
-from libs import mongo as hmongo
-from libs import natsio
-from libs.channel_registry import ChannelRegistry, ensure_channels_bucket
-from libs.registry import Registry
-from libs.settings import Settings
+from libs.infra.mongo import store as hmongo
+from libs.infra.nats import client as natsio
+from libs.infra.nats.channel_registry import ChannelRegistry, ensure_channels_bucket
+from libs.infra.nats.registry import Registry
+from libs.infra.settings import Settings
 
 
 @dataclass

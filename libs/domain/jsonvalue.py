@@ -15,7 +15,7 @@ One policy for every JSON text Hookline reads from outside or from its own strea
   templates) can take.  Past a bound: :class:`JsonError` naming it, never a crash.
 
 How these values are written to MongoDB is the Mongo adapter's business
-(``libs.mongo_codec``); this module knows nothing of storage.
+(``libs.infra.mongo.codec``); this module knows nothing of storage.
 """
 
 from __future__ import annotations

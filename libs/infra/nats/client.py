@@ -31,9 +31,9 @@ from nats.js.api import (
 from nats.js.kv import KeyValue
 from prometheus_client import Gauge
 
-from libs import logging as hlog
-from libs import subjects
-from libs.settings import Settings
+from libs.infra import logging as hlog
+from libs.infra.nats import subjects
+from libs.infra.settings import Settings
 
 # JetStream drops a second publish with the same Nats-Msg-Id inside this window:
 # re-sends after a crash and senders' retries with an idempotency key.

@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
 
-from libs.values import as_text, is_blank
+from libs.domain.values import as_text, is_blank
 
 __all__ = ["FormatterError", "apply", "known_ops", "validate"]
 

@@ -10,8 +10,8 @@ import urllib.request
 from functools import partial
 from pathlib import Path
 
-from libs import embedded
-from libs.settings import Settings
+from libs.infra.settings import Settings
+from libs.local import embedded
 
 PORT_ENV = {
     "ingest": "HOOKLINE_INGEST_PORT",

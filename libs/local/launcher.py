@@ -20,8 +20,8 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from libs import embedded
-from libs import settings as hsettings
+from libs.infra import settings as hsettings
+from libs.local import embedded
 
 SERVICES = (
     ("config", "config_port"),  # first: it provisions Mongo indexes and republishes KV

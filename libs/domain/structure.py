@@ -2,7 +2,7 @@
 
 Pure functions, no I/O.  ``infer`` learns a JSON Schema (draft 2020-12) from one event
 document, ``merge`` widens it with another, ``fields_of`` gives the *design* view (the
-tree of fields as :mod:`libs.paths` paths with types and example values) and ``drift``
+tree of fields as :mod:`libs.domain.paths` paths with types and example values) and ``drift``
 tells which paths a later event adds or lacks.
 
 How it is built: `genson` does the type inference and the widening (``SchemaBuilder``
@@ -35,8 +35,8 @@ import msgspec
 from genson import SchemaBuilder
 from genson.schema.node import SchemaGenerationError
 
-from libs import jsonvalue
-from libs.paths import join
+from libs.domain import jsonvalue
+from libs.domain.paths import join
 
 DRAFT_2020_12 = "https://json-schema.org/draft/2020-12/schema"
 TRUNCATED_KEYWORD = "x-hookline-truncated"
@@ -121,7 +121,7 @@ DEFAULT_LIMITS = Limits()
 class Field(msgspec.Struct, frozen=True):
     """One field of the design view."""
 
-    path: str  # libs.paths syntax; array items as [0]: "body.commits[0].author.name"
+    path: str  # libs.domain.paths syntax; array items as [0]: "body.commits[0].author.name"
     type: str  # JSON Schema type or a union such as "string|null"; "any" if unconstrained
     example: Any  # first non-null scalar seen at the path, else None (always None for
     # objects and arrays); strings longer than Limits.max_string_example are cut with "…"

@@ -1,7 +1,7 @@
 """Filter evaluation (F7): conditions on attributes combined with AND/OR groups.
 
-Pure: no I/O, no clock.  Every operator of ``libs.connector.FilterOp`` is one entry of
-:data:`OPS`; an operator gets the resolved attribute (or :data:`libs.paths.MISSING`),
+Pure: no I/O, no clock.  Every operator of ``libs.domain.connector.FilterOp`` is one entry of
+:data:`OPS`; an operator gets the resolved attribute (or :data:`libs.domain.paths.MISSING`),
 the condition's literal value and the options, and answers a bool or raises
 :class:`ConditionError` when the two sides cannot be compared (the condition then
 fails with that text instead of raising).
@@ -28,9 +28,9 @@ from typing import Any
 import msgspec
 import regex
 
-from libs import paths
-from libs.connector import Condition, Group
-from libs.values import as_text, is_blank
+from libs.domain import paths
+from libs.domain.connector import Condition, Group
+from libs.domain.values import as_text, is_blank
 
 __all__ = [
     "OPS",

@@ -14,8 +14,8 @@ from typing import Any, Literal, TypeVar
 
 import msgspec
 
-from libs import jsonvalue
-from libs.structure import TypeChange
+from libs.domain import jsonvalue
+from libs.domain.structure import TypeChange
 
 _ID_PREFIX = os.urandom(8).hex()  # per process; re-drawn in forked children below
 _ID_COUNTER = itertools.count(int.from_bytes(os.urandom(4), "big"))
@@ -160,7 +160,7 @@ encode = _encoder.encode
 
 def decoder(kind: type[T]) -> jsonvalue.Decoder[T]:
     """One typed decoder per consumer, built once (decoding is the hot path); exact for
-    integers of any size (see ``libs.jsonvalue``)."""
+    integers of any size (see ``libs.domain.jsonvalue``)."""
     return jsonvalue.Decoder(kind)
 
 

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import time
 
-from libs import jsonvalue
-from libs.connector import ConnectorSnapshot
-from libs.kvmirror import KvMirror
+from libs.domain import jsonvalue
+from libs.domain.connector import ConnectorSnapshot
+from libs.infra.nats.kvmirror import KvMirror
 
 
 class Registry(KvMirror[ConnectorSnapshot]):

@@ -2,7 +2,7 @@
 
 The raw bytes are the record (kept with the event whatever happens here); this module
 says what Hookline understands on top of them: JSON (any value, exact: see
-``libs.jsonvalue``), form url-encoded, multipart form fields (file parts kept as name,
+``libs.domain.jsonvalue``), form url-encoded, multipart form fields (file parts kept as name,
 type and size), text in a declared or UTF-8 charset.  A body it cannot read as any of
 these (an image, protobuf, bytes in no charset) is kept raw with ``body`` null.
 Every bound is counted in input bytes or items, so cost stays proportional to size.
@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl
 
 import multipart
 
-from libs import jsonvalue
+from libs.domain import jsonvalue
 
 
 class BadRequest(Exception):

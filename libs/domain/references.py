@@ -9,8 +9,15 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from libs import templating
-from libs.connector import BranchStep, ConnectorConfig, FilterStep, FormatterStep, Group, Step
+from libs.domain import templating
+from libs.domain.connector import (
+    BranchStep,
+    ConnectorConfig,
+    FilterStep,
+    FormatterStep,
+    Group,
+    Step,
+)
 
 EVENT_ROOTS = ("body", "custom_variables")
 

@@ -5,7 +5,7 @@ Servers are session-scoped (starting SecantusDB costs about a second); isolation
 from a unique subject prefix (streams, consumers, KV bucket) and a unique database
 per test, so tests never share queues or documents.
 
-Load it with ``pytest_plugins = ["libs.testing.fixtures"]`` in ``tests/conftest.py``.
+Load it with ``pytest_plugins = ["tests.support.fixtures"]`` in ``tests/conftest.py``.
 """
 
 from __future__ import annotations
@@ -22,9 +22,9 @@ import aiohttp
 import pytest
 from aiohttp import web
 
-from libs import embedded
-from libs import mongo as hmongo
-from libs.settings import Settings
+from libs.infra.mongo import store as hmongo
+from libs.infra.settings import Settings
+from libs.local import embedded
 
 T = TypeVar("T")
 
@@ -83,7 +83,7 @@ async def session() -> AsyncIterator[aiohttp.ClientSession]:
 @pytest.fixture
 async def receiver() -> AsyncIterator[Any]:
     """A real HTTP server on loopback recording every call (see ``system.Receiver``)."""
-    from libs.testing.system import Receiver
+    from tests.support.system import Receiver
 
     r = await Receiver().start()
     yield r
@@ -93,7 +93,7 @@ async def receiver() -> AsyncIterator[Any]:
 @pytest.fixture
 def api(request: pytest.FixtureRequest, session: aiohttp.ClientSession) -> Any:
     """A config API client for the module's ``system`` fixture."""
-    from libs.testing.system import Api
+    from tests.support.system import Api
 
     system = request.getfixturevalue("system")
     return Api(session, system.apps["config"].url, system.settings.admin_token)

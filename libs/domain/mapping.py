@@ -1,7 +1,7 @@
 """Field mapping (F6): what one event says about its contact, as a :class:`Plan`.
 
 Pure: the event context in, a plan out; the contacts repository
-(``libs.contacts.Contacts.apply``) writes a batch of plans.  A mapping value is an
+(``libs.infra.mongo.contacts.Contacts.apply``) writes a batch of plans.  A mapping value is an
 attribute path into the event (``body.customer.phone``) or, when it contains
 ``{{`` or ``{%``, a template rendered over the event.  Problems with single values
 (an invalid number, an unknown channel) are collected in ``Plan.errors`` and do not
@@ -16,9 +16,9 @@ from typing import Any
 
 import phonenumbers
 
-from libs import paths, templating
-from libs.connector import FieldMapping
-from libs.contacts import (
+from libs.domain import paths, templating
+from libs.domain.connector import FieldMapping
+from libs.domain.contacts import (
     ATTRIBUTE_NAME,
     NO_IDENTITY,
     Plan,

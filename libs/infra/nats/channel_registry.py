@@ -17,10 +17,10 @@ from nats.js import JetStreamContext
 from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
-from libs import jsonvalue
-from libs.channels import Channel
-from libs.kvmirror import KvMirror
-from libs.settings import Settings
+from libs.domain import jsonvalue
+from libs.domain.channels import Channel
+from libs.infra.nats.kvmirror import KvMirror
+from libs.infra.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
 _decode: Callable[[bytes], Channel] = jsonvalue.Decoder(Channel).decode  # type: ignore[arg-type]

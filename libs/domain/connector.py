@@ -3,11 +3,11 @@
 Everything here is plain data (msgspec Structs) so it can be validated once at the
 API edge, stored in MongoDB, published to the KV bucket and decoded by every
 service with the same types.  Attribute references everywhere are *paths* into the
-event context (see ``libs.paths``): ``body.customer.phone``,
+event context (see ``libs.domain.paths``): ``body.customer.phone``,
 ``custom_variables.value``, ``headers.x-shop-id``, ``system.email``,
 ``subscriber.city``, ``formatter.<output>``.  Free text (messages, bodies,
 URLs, headers, responses) is a Jinja2 template rendered in the sandbox
-(``libs.templating``) over the same context.
+(``libs.domain.templating``) over the same context.
 """
 
 from __future__ import annotations
@@ -69,7 +69,7 @@ class FilterStep(msgspec.Struct, tag="filter", tag_field="type", forbid_unknown_
 class FormatterStep(msgspec.Struct, tag="formatter", tag_field="type", forbid_unknown_fields=True):
     """Computes ``formatter.<output>`` from ``input`` (a template) with ``op``.
 
-    ``op`` names one formatter of ``libs.formatters`` (e.g.
+    ``op`` names one formatter of ``libs.domain.formatters`` (e.g.
     ``date.format``, ``text.upper``, ``number.round``, ``lookup``); ``options``
     are that formatter's parameters.
     """

@@ -22,152 +22,46 @@ A contact document::
 * Subscriber attributes are written with dotted ``$set`` keys, so an event only
   touches the attributes it maps.
 
-Also here, because the mapper core and the config API both need them and services
-only share ``libs/``: the :class:`Plan` the mapper core produces, and the mobile and
-email normalisers.
+What a contact may hold (the ``Plan``, the normalisers, the errors) is decided in
+``libs.domain.contacts``; this module stores it.
 """
 
 from __future__ import annotations
 
 import asyncio
-import re
-import uuid
 import zoneinfo
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from email.utils import parseaddr
 from typing import Any, Literal
 
-import msgspec
-import phonenumbers
 from pymongo import ASCENDING, UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
-from libs import events
-from libs.events import MappingResult, MappingStatus
-from libs.mongo import Doc, Store
-from libs.mongo_codec import from_bson, to_bson
+from libs.domain import events
+from libs.domain.contacts import (
+    ATTRIBUTE_NAME,
+    CONTACT_FIELDS,
+    NO_IDENTITY,
+    InvalidField,
+    MobileTaken,
+    Plan,
+    email_contact_id,
+    normalize_email,
+    normalize_mobile,
+)
+from libs.domain.events import MappingResult, MappingStatus
+from libs.infra.mongo.codec import from_bson, to_bson
+from libs.infra.mongo.store import Doc, Store
 
-__all__ = [
-    "ATTRIBUTE_NAME",
-    "CONTACT_FIELDS",
-    "NO_IDENTITY",
-    "ContactError",
-    "Contacts",
-    "InvalidField",
-    "MobileTaken",
-    "Plan",
-    "normalize_email",
-    "normalize_mobile",
-    "to_contact",
-]
+__all__ = ["KNOWN_NUMBERS", "Contacts", "to_contact"]
 
-NO_IDENTITY = "no mobile number or email in the event"
-# Subscriber attribute names (the same rule as the config API's validation).
-ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
-# The system fields of a contact that ``update_fields`` may set by name.
-CONTACT_FIELDS = ("name", "email", "mobile", "time_zone", "owner", "channel")
-_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+$")
-_MAX_MOBILE_CHARS = 64
-_MAX_EMAIL_CHARS = 254
-# Ids of contacts created from an email alone: uuid5(namespace, email).
-_EMAIL_ID_NAMESPACE = uuid.UUID("5b0f7f0e-3c3e-4d53-9a43-0c6f1e7a2b11")
 _DUPLICATE_KEY = 11000
 KNOWN_NUMBERS = 100_000  # numbers a Contacts remembers as stored (about 10 MB)
 _ABSENT = object()  # a field the contact does not have
 _IN_CHUNK = 32  # values per $in query (see _find_in)
 _EPOCH = datetime.min.replace(tzinfo=UTC)
-
-
-# ---------------------------------------------------------------- the plan
-
-
-class Plan(msgspec.Struct, frozen=True, kw_only=True):
-    """What one event says about its contact: the mapper core's output, this module's input.
-
-    ``mobile`` is E.164 and ``email`` lower-cased (or None); ``errors`` are problems
-    with single values (an invalid number, an unknown channel) that did not stop
-    the rest of the mapping; ``skip_reason`` says why no contact can be written.
-    """
-
-    mobile: str | None = None
-    email: str | None = None
-    name: str | None = None
-    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
-    channel: str | None = None
-    owner: str | None = None
-    errors: list[str] = msgspec.field(default_factory=list)
-    skip_reason: str | None = None
-
-
-# ---------------------------------------------------------------- normalisers
-
-
-def normalize_mobile(raw: Any, region: str) -> str | None:
-    """``raw`` as an E.164 number (``+14155550100``), or None when it is not a valid one.
-
-    Numbers without a country code are read in ``region`` (ISO 3166 alpha-2);
-    extensions are dropped.  Integers are accepted (JSON bodies often carry numbers).
-    """
-    if isinstance(raw, bool):
-        return None
-    if isinstance(raw, int):
-        raw = str(raw)
-    elif isinstance(raw, float) and raw.is_integer():
-        raw = str(int(raw))
-    if not isinstance(raw, str):
-        return None
-    text = raw.strip()
-    if not text or len(text) > _MAX_MOBILE_CHARS:
-        return None
-    try:
-        number = phonenumbers.parse(text, region.upper() if region else None)
-    except phonenumbers.NumberParseException:
-        return None
-    if not phonenumbers.is_valid_number(number):
-        return None
-    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
-
-
-def normalize_email(raw: Any) -> str | None:
-    """``raw`` trimmed and lower-cased, or None when it does not look like an address.
-
-    A loose check (one ``@``, a dot in the domain, no spaces); ``Ann <ann@x.io>``
-    is accepted as ``ann@x.io``.
-    """
-    if not isinstance(raw, str):
-        return None
-    text = raw.strip()
-    if not text or len(text) > _MAX_EMAIL_CHARS * 2:
-        return None
-    if "<" in text:
-        text = parseaddr(text)[1]
-    text = text.strip().lower()
-    if len(text) > _MAX_EMAIL_CHARS or not _EMAIL.match(text):
-        return None
-    return text
-
-
-def email_contact_id(email: str) -> str:
-    """The id of a contact created from ``email`` alone (deterministic: races converge)."""
-    return uuid.uuid5(_EMAIL_ID_NAMESPACE, email).hex
-
-
-# ---------------------------------------------------------------- errors
-
-
-class ContactError(ValueError):
-    """A contact write that can never succeed as asked (a permanent error)."""
-
-
-class InvalidField(ContactError):
-    """A field name or value ``update_fields``/``set_owner`` cannot store."""
-
-
-class MobileTaken(ContactError):
-    """The number belongs to another contact (the unique index on ``mobile``)."""
 
 
 # ---------------------------------------------------------------- views

@@ -15,7 +15,7 @@ from typing import Generic, TypeVar
 import msgspec
 from nats.js.kv import KeyValue
 
-from libs import logging as hlog
+from libs.infra import logging as hlog
 
 T = TypeVar("T")
 

@@ -11,8 +11,8 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from libs.settings import Settings
-from libs.testing.fixtures import Running, serve
+from libs.infra.settings import Settings
+from tests.support.fixtures import Running, serve
 
 
 @dataclass
@@ -144,13 +144,13 @@ class InProcessSystem:
         """Wait until every running service's registry has this connector (version).
 
         The KV watch is asynchronous; tests wait for it instead of sleeping."""
-        from libs.testing.fixtures import wait_for
+        from tests.support.fixtures import wait_for
 
         token = connector["url"].rsplit("/c/", 1)[1]
         version = version or connector["version"]
 
         def ready() -> bool:
-            from libs.registry import Registry
+            from libs.infra.nats.registry import Registry
 
             for running in self.apps.values():
                 for value in running.app.values():

@@ -28,8 +28,8 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
-from libs.mongo_codec import from_bson, to_bson
-from libs.settings import Settings
+from libs.infra.mongo.codec import from_bson, to_bson
+from libs.infra.settings import Settings
 
 Doc = dict[str, Any]
 # Errors that say "the database is away, try again later", not "this input is bad".
