@@ -26,10 +26,11 @@ run: $(STAMP) ## start NATS, SecantusDB and the four services; Ctrl-C stops all
 test: $(STAMP) ## the whole suite: unit, integration (real servers) and end-to-end
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
-lint: $(STAMP) ## ruff and mypy
+lint: $(STAMP) ## ruff, mypy and the layer contracts (import-linter)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
+	$(BIN)/lint-imports
 
 bench: $(STAMP) ## ingest req/s and p99 vs a bare aiohttp handler, end-to-end events/s
 	$(BIN)/python -m bench
