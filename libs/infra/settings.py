@@ -20,6 +20,8 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     config_port: int = 8080
     mapper_port: int = 8081
     executor_port: int = 8082
+    # The projector's own port (metrics and health) when it runs as its own process.
+    projector_port: int = 8083
     # When set, ingest serves /metrics on this port only, not on its public port: the
     # metrics name connectors and their traffic, which webhook senders need not see.
     ingest_metrics_port: int | None = None
@@ -52,10 +54,18 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # JetStream reserves max_bytes of file storage per stream when it is created.
     stream_max_bytes: int = 1024**3
     stream_max_age_s: float = 7 * 24 * 3600.0
+    # Which roles a config process runs: the API, the projector (event log and stats), or
+    # both (one process on a laptop). A deployment runs "api" replicas and its projector
+    # apart (`python -m services.config.projector_main`), so the API scales without it.
+    config_roles: str = "api,projector"
 
     @property
     def backoff_schedule(self) -> list[float]:
         return [float(x) for x in self.retry_backoff.split(",") if x.strip()]
+
+    @property
+    def roles(self) -> frozenset[str]:
+        return frozenset(role.strip() for role in self.config_roles.split(",") if role.strip())
 
     @property
     def stream_events(self) -> str:
@@ -76,6 +86,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_CONFIG_PORT": ("config_port", int),
     "HOOKLINE_MAPPER_PORT": ("mapper_port", int),
     "HOOKLINE_EXECUTOR_PORT": ("executor_port", int),
+    "HOOKLINE_PROJECTOR_PORT": ("projector_port", int),
     "HOOKLINE_INGEST_METRICS_PORT": ("ingest_metrics_port", int),
     "HOOKLINE_HOST": ("host", str),
     "HOOKLINE_PUBLIC_URL": ("public_url", str),
@@ -93,6 +104,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_ACK_WAIT_S": ("ack_wait_s", float),
     "HOOKLINE_STREAM_REPLICAS": ("stream_replicas", int),
     "HOOKLINE_LOG_GRACE_S": ("log_grace_s", float),
+    "HOOKLINE_CONFIG_ROLES": ("config_roles", str),
 }
 
 

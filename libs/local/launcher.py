@@ -23,11 +23,15 @@ from pathlib import Path
 from libs.infra import settings as hsettings
 from libs.local import embedded
 
-SERVICES = (
-    ("config", "config_port"),  # first: it provisions Mongo indexes and republishes KV
-    ("ingest", "ingest_port"),
-    ("mapper", "mapper_port"),
-    ("executor", "executor_port"),
+# (name, module, port setting, environment): the processes, in start order. The config
+# API and its projector run apart, as in production, so either restarts alone.
+SERVICES: tuple[tuple[str, str, str, dict[str, str]], ...] = (
+    # first: it provisions Mongo indexes and republishes KV
+    ("config", "services.config", "config_port", {"HOOKLINE_CONFIG_ROLES": "api"}),
+    ("projector", "services.config.projector_main", "projector_port", {}),
+    ("ingest", "services.ingest", "ingest_port", {}),
+    ("mapper", "services.mapper", "mapper_port", {}),
+    ("executor", "services.executor", "executor_port", {}),
 )
 
 
@@ -63,15 +67,15 @@ def main() -> int:
             started.append(mongo)
             env["MONGO_URI"] = mongo.url
         spawners: dict[str, Callable[[], embedded.Proc]] = {}
-        for name, port_field in SERVICES:
+        for name, module, port_field, role_env in SERVICES:
             port = getattr(settings, port_field)
             spawners[name] = partial(
                 embedded.spawn,
                 name,
-                [sys.executable, "-m", f"services.{name}"],
+                [sys.executable, "-m", module],
                 data / "logs",
                 f"http://{settings.host}:{port}",
-                env,
+                {**env, **role_env},
             )
             proc = spawners[name]()
             started.append(proc)
@@ -83,6 +87,7 @@ def main() -> int:
             f"  admin token       {settings.admin_token}\n"
             f"  metrics/health    ingest :{settings.ingest_port}  config :{settings.config_port}"
             f"  mapper :{settings.mapper_port}  executor :{settings.executor_port}"
+            f"  projector :{settings.projector_port}"
             "  (/metrics /healthz /readyz)\n"
             f"  data and logs     {data}\n"
             "Press Ctrl-C to stop.",

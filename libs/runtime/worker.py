@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from typing import Protocol
 
 from prometheus_client import Gauge
 
@@ -20,6 +21,15 @@ from libs.infra.nats import client as natsio
 from libs.infra.nats.channel_registry import ChannelRegistry, ensure_channels_bucket
 from libs.infra.nats.registry import Registry
 from libs.infra.settings import Settings
+
+
+class Consumes(Protocol):
+    """What running a pull consumer needs: settings, JetStream, and the list of
+    subscriptions that closing unsubscribes before NATS drains."""
+
+    settings: Settings
+    js: natsio.JetStreamContext
+    subs: list[natsio.JetStreamContext.PullSubscription]
 
 
 @dataclass
@@ -59,7 +69,7 @@ async def backbone(settings: Settings, name: str) -> AsyncIterator[Backbone]:
 
 @contextlib.asynccontextmanager
 async def consuming(
-    bb: Backbone,
+    bb: Consumes,
     *,
     stream: str,
     durable: str,
@@ -67,6 +77,7 @@ async def consuming(
     handler: natsio.BatchHandler,
     lag: Gauge,
     parallel: int = 2,
+    batch: int = 256,
 ) -> AsyncIterator[None]:
     """Run ``handler`` over batches. ``parallel`` fetch loops, each with its own pull
     subscription on the same durable consumer, keep a batch in flight while another is
@@ -85,7 +96,7 @@ async def consuming(
     stop = asyncio.Event()
     loops = [
         asyncio.create_task(
-            natsio.consume(sub, handler, stop, keepalive_s=bb.settings.ack_wait_s / 3),
+            natsio.consume(sub, handler, stop, batch=batch, keepalive_s=bb.settings.ack_wait_s / 3),
             name=f"{durable}-consume-{i}",
         )
         for i, sub in enumerate(subs)

@@ -3,8 +3,8 @@ that turns received events and execution logs into the event log and stats."""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
+import functools
 import hmac
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -18,6 +18,7 @@ from libs.infra.mongo import store as hmongo
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
 from libs.infra.settings import Settings, ensure_admin_token
+from libs.runtime import worker
 from services.config import (
     connectors_api,
     contacts_api,
@@ -72,80 +73,80 @@ def _authorize(request: web.Request, token: str) -> None:
         raise ApiError(401, "unauthorized", "send Authorization: Bearer <admin token>")
 
 
+ROLES = frozenset({"api", "projector"})
+
+
 async def _resources(app: web.Application) -> AsyncIterator[None]:
+    """The composition root of a config process: every resource built once from settings,
+    then the roles the settings switch on. The API owns Mongo -> KV (it republishes the
+    snapshots at start); the projector turns the streams into the event log and stats."""
     settings = app[SETTINGS]
-    metrics = app[METRICS]
-    nc = await natsio.connect(settings, "hookline-config")
+    roles = settings.roles
+    nc = await natsio.connect(settings, f"hookline-config-{'-'.join(sorted(roles))}")
     js = nc.jetstream()
     kv = await natsio.provision(js, settings)
     mongo = hmongo.client(settings)
     store = hmongo.Store(mongo, settings.mongo_db)
-    await store.ensure_indexes()
-    # Mongo is the source of truth: rebuild KV from it at every start.
-    await snapshots.republish_all(kv, await store.list_connectors())
-    app[CTX] = Context(settings=settings, store=store, nc=nc, js=js, kv=kv)
-    await crm_api.republish_channels(app[CTX])
+    ctx = Context(settings=settings, store=store, nc=nc, js=js, kv=kv)
+    try:
+        await store.ensure_indexes()
+        if "api" in roles:
+            # Mongo is the source of truth: rebuild KV from it at every start.
+            await snapshots.republish_all(kv, await store.list_connectors())
+            await crm_api.republish_channels(ctx)
+        app[CTX] = ctx
+        async with contextlib.AsyncExitStack() as running:
+            if "projector" in roles:
+                await running.enter_async_context(_projecting(ctx, app[METRICS]))
+            yield
+    finally:
+        await natsio.shutdown(nc, ctx.subs)
+        await mongo.close()
 
+
+@contextlib.asynccontextmanager
+async def _projecting(ctx: Context, metrics: ConfigMetrics) -> AsyncIterator[None]:
+    """The projector role: one durable consumer per stream; closing finishes and settles
+    the batches in flight."""
+    settings = ctx.settings
     projector = Projector(
-        store,
+        ctx.store,
         grace_s=settings.log_grace_s,
         projected=lambda name, count: metrics.projected.labels(name).inc(count),
     )
-    stop = asyncio.Event()
-    tasks = []
-    subs = []
-    for durable, stream, subject, handler in (
-        (
-            "projector-received",
-            settings.stream_events,
-            subjects.all_received(settings.prefix),
-            projector.on_received,
+    consume = functools.partial(worker.consuming, ctx, lag=metrics.pending, parallel=1, batch=500)
+    async with (
+        consume(
+            stream=settings.stream_events,
+            durable="projector-received",
+            subject=subjects.all_received(settings.prefix),
+            handler=projector.on_received,
         ),
-        (
-            "projector-logs",
-            settings.stream_logs,
-            subjects.all_logs(settings.prefix),
-            projector.on_log,
+        consume(
+            stream=settings.stream_logs,
+            durable="projector-logs",
+            subject=subjects.all_logs(settings.prefix),
+            handler=projector.on_log,
         ),
     ):
-        sub = await natsio.pull_subscription(
-            js, stream=stream, durable=durable, subject=subject, ack_wait_s=settings.ack_wait_s
-        )
-        subs.append(sub)
-        tasks.append(
-            asyncio.create_task(
-                natsio.consume(
-                    sub,
-                    handler,
-                    stop,
-                    batch=500,
-                    keepalive_s=settings.ack_wait_s / 3,
-                )
-            )
-        )
-        tasks.append(asyncio.create_task(natsio.watch_lag(sub, metrics.pending, durable, stop)))
-    yield
-    stop.set()
-    await asyncio.gather(*tasks[0::2])
-    for task in tasks[1::2]:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-    await natsio.shutdown(nc, subs)
-    await mongo.close()
+        yield
 
 
 def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.Application:
+    unknown = settings.roles - ROLES
+    if unknown or not settings.roles:
+        raise ValueError(
+            f"HOOKLINE_CONFIG_ROLES={settings.config_roles!r}: name one or both of "
+            + ", ".join(sorted(ROLES))
+        )
     app = web.Application(middlewares=[errors_and_auth], client_max_size=4 * 1024 * 1024)
-    app[SETTINGS] = ensure_admin_token(settings)
+    # Only the API checks the admin token; a projector needs none (nor a writable data dir).
+    app[SETTINGS] = ensure_admin_token(settings) if "api" in settings.roles else settings
     app[METRICS] = metrics or ConfigMetrics()
     app.cleanup_ctx.append(_resources)
-    app.add_routes(connectors_api.routes)
-    app.add_routes(events_api.routes)
-    app.add_routes(structure_api.routes)
-    app.add_routes(crm_api.routes)
-    app.add_routes(contacts_api.routes)
-    app.add_routes(openapi.routes)
+    if "api" in settings.roles:
+        for module in (connectors_api, events_api, structure_api, crm_api, contacts_api, openapi):
+            app.add_routes(module.routes)
 
     async def ready() -> bool:
         if CTX not in app:

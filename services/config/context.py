@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
@@ -23,6 +23,8 @@ class Context:
     nc: natsio.Client
     js: natsio.JetStreamContext
     kv: KeyValue
+    # Pull subscriptions the projector role opened, unsubscribed before NATS drains.
+    subs: list[natsio.JetStreamContext.PullSubscription] = field(default_factory=list)
 
 
 CTX = web.AppKey("ctx", Context)

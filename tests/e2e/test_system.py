@@ -68,7 +68,10 @@ class Launcher:
         self.data_dir = data_dir
         self.ports = {
             k: embedded.free_port()
-            for k in ("INGEST", "CONFIG", "MAPPER", "EXECUTOR", "NATS", "NATS_MONITOR", "MONGO")
+            for k in (
+                *("INGEST", "CONFIG", "PROJECTOR", "MAPPER", "EXECUTOR"),
+                *("NATS", "NATS_MONITOR", "MONGO"),
+            )
         }
         self.env = dict(
             os.environ,
@@ -110,6 +113,8 @@ async def test_make_run_walkthrough(tmp_path: Path, receiver: Receiver) -> None:
         output = "".join(launcher.lines)
         token = (tmp_path / "var" / "admin-token").read_text().strip()
         assert token in output and launcher.url("CONFIG") in output
+        # The projector runs as its own process; the log checked below is its work.
+        assert f"projector :{launcher.ports['PROJECTOR']}" in output
 
         async with aiohttp.ClientSession() as session:
             api = Api(session, launcher.url("CONFIG"), token)

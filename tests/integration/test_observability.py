@@ -57,6 +57,10 @@ ALERTS = DEPLOY / "prometheus" / "alerts.yml"
 SCRAPE = DEPLOY / "prometheus" / "prometheus.yml"
 DASHBOARDS = ("overview.json", "connector-stats.json", "pipeline-health.json")
 SERVICES = ("ingest", "config", "mapper", "executor")
+# The deployed processes: the four services, and the config service's projector role apart.
+MODULES = {name: f"services.{name}" for name in SERVICES} | {
+    "projector": "services.config.projector_main"
+}
 
 # What Grafana would put in place of its variables for this test's time span.
 RATE_INTERVAL = "1m"
@@ -200,7 +204,7 @@ def prometheus_config(ports: dict[str, int]) -> dict[str, Any]:
         job = {key: value for key, value in job.items() if not key.endswith("_sd_configs")}
         job["static_configs"] = [{"targets": [f"127.0.0.1:{ports[service]}"]}]
         jobs.append(job)
-    assert sorted(j["job_name"] for j in jobs) == sorted(f"hookline-{s}" for s in SERVICES)
+    assert sorted(j["job_name"] for j in jobs) == sorted(f"hookline-{s}" for s in MODULES)
     config["scrape_configs"] = jobs
     return config
 
@@ -235,6 +239,8 @@ async def prometheus(
 ) -> AsyncIterator[str]:
     """A real Prometheus scraping this test's services every second; yields its URL."""
     ports = {name: int(system.apps[name].url.rsplit(":", 1)[1]) for name in SERVICES}
+    # In process, one config app runs both roles: the projector job scrapes it too.
+    ports["projector"] = ports["config"]
     config_path = tmp_path / "prometheus.yml"
     config_path.write_text(yaml.safe_dump(prometheus_config(ports)))
     port = free_port()
@@ -259,7 +265,7 @@ async def prometheus(
             # every service, so that the traffic that follows is seen as increases.
             async def scraping() -> bool:
                 answer = await query(s, base, 'count(up{job=~"hookline-.+"} == 1)')
-                return values(answer) == [float(len(SERVICES))]
+                return values(answer) == [float(len(MODULES))]
 
             await wait_for(scraping, timeout_s=20, what="the first scrape of every service")
         yield base
@@ -572,7 +578,9 @@ def test_alerts_fire_when_they_should(prometheus_bin: dict[str, str], tmp_path: 
     def up(job: str, instance: str, values: str) -> dict[str, str]:
         return {"series": f'up{{job="hookline-{job}",instance="{instance}"}}', "values": values}
 
-    healthy = [up("ingest", "i1", "1x40"), up("config", "c1", "1x40"), up("executor", "e1", "1x40")]
+    healthy = [
+        up(job, f"{job}-1", "1x40") for job in ("ingest", "config", "projector", "executor")
+    ]
     series = [
         *healthy,
         up("mapper", "m1", "1 1 0x38"),  # down from minute 2
@@ -756,15 +764,18 @@ def test_compose_file() -> None:
         assert "--replSet" in services[f"mongo{i}"]["command"]
     init = " ".join(services["mongo-init"]["command"])
     assert all(f'host: "mongo{i}:27017"' in init for i in (1, 2, 3))
-    for name in SERVICES:
+    for name, module in MODULES.items():
         service = services[name]
-        assert service["command"] == ["python", "-m", f"services.{name}"]
+        assert service["command"] == ["python", "-m", module]
         assert service["deploy"]["replicas"] == 2
         env = service["environment"]
         assert "replicaSet=rs0" in env["MONGO_URI"] and "w=majority" in env["MONGO_URI"]
         assert env["HOOKLINE_STREAM_REPLICAS"] == "3"
         assert env["NATS_URL"].startswith("nats://hookline:${NATS_PASSWORD:?")
         assert service["depends_on"]["mongo-init"]["condition"] == "service_completed_successfully"
+    # The API and the projector run apart, each scaled on its own.
+    assert services["config"]["environment"]["HOOKLINE_CONFIG_ROLES"] == "api"
+    assert "HOOKLINE_CONFIG_ROLES" not in services["projector"]["environment"]
     # Prometheus scrapes ingest on its metrics port; the published port has no /metrics.
     metrics_port = services["ingest"]["environment"]["HOOKLINE_INGEST_METRICS_PORT"]
     scrape = yaml.safe_load((DEPLOY / "prometheus" / "prometheus.yml").read_text())
@@ -786,8 +797,9 @@ def test_dockerfile_runs_any_service() -> None:
             for source in line.split()[1:-1]:
                 assert (ROOT / source).exists(), line
     assert 'CMD ["python", "-m", "services.ingest"]' in lines
-    for name in SERVICES:
-        assert (ROOT / "services" / name / "__main__.py").exists()
+    for module in MODULES.values():
+        path = ROOT.joinpath(*module.split("."))
+        assert (path / "__main__.py").exists() or path.with_suffix(".py").exists(), module
 
 
 def test_kubernetes_manifests() -> None:
@@ -807,12 +819,12 @@ def test_kubernetes_manifests() -> None:
     by_kind: dict[str, dict[str, dict[str, Any]]] = {}
     for doc in docs:
         by_kind.setdefault(doc["kind"], {})[doc["metadata"]["name"]] = doc
-    for name in SERVICES:
+    for name, module in MODULES.items():
         full = f"hookline-{name}"
         deployment = by_kind["Deployment"][full]
         labels = deployment["spec"]["selector"]["matchLabels"]
         (container,) = deployment["spec"]["template"]["spec"]["containers"]
-        assert container["command"] == ["python", "-m", f"services.{name}"]
+        assert container["command"] == ["python", "-m", module]
         assert container["readinessProbe"]["httpGet"]["path"] == "/readyz"
         assert container["livenessProbe"]["httpGet"]["path"] == "/healthz"
         assert {"cpu", "memory"} <= set(container["resources"]["requests"])
@@ -826,6 +838,15 @@ def test_kubernetes_manifests() -> None:
         assert env.index("NATS_PASSWORD") < env.index("NATS_URL"), name
         (url,) = [e["value"] for e in container["env"] if e["name"] == "NATS_URL"]
         assert url.startswith("nats://hookline:$(NATS_PASSWORD)@"), name
+    roles = {
+        name: {e["name"]: e.get("value") for e in container["env"]}
+        for name in ("config", "projector")
+        for (container,) in [
+            by_kind["Deployment"][f"hookline-{name}"]["spec"]["template"]["spec"]["containers"]
+        ]
+    }
+    assert roles["config"]["HOOKLINE_CONFIG_ROLES"] == "api"
+    assert "HOOKLINE_ADMIN_TOKEN" not in roles["projector"]  # it serves no API
     ingest = by_kind["Deployment"]["hookline-ingest"]["spec"]["template"]
     (container,) = ingest["spec"]["containers"]
     ports = {p["name"]: p["containerPort"] for p in container["ports"]}
