@@ -9,21 +9,18 @@ event is dead-lettered and logged as failed.
 from __future__ import annotations
 
 import asyncio
-import os
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
 import msgspec
 from aiohttp import web
-from pymongo.errors import DuplicateKeyError
 
 from libs.domain import events
 from libs.domain.connector import ConnectorConfig
 from libs.infra import logging as hlog
 from libs.infra.metrics import add_ops_routes
 from libs.infra.mongo import store as hmongo
-from libs.infra.mongo.codec import from_bson, to_bson
+from libs.infra.mongo.codec import from_bson
 from libs.infra.mongo.contacts import Contacts
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
@@ -31,6 +28,7 @@ from libs.infra.nats.registry import Registry
 from libs.infra.settings import Settings
 from libs.runtime import worker
 from services.executor.actions import LiveActions
+from services.executor.adapters import journal
 from services.executor.adapters.http import HttpClient
 from services.executor.adapters.whatsapp import WhatsAppClient
 from services.executor.core import engine
@@ -42,100 +40,6 @@ METRICS = web.AppKey("metrics", ExecutorMetrics)
 BACKBONE = web.AppKey("backbone", worker.Backbone)
 
 DURABLE = "executor"
-
-
-# Fault injection for the crash test: when this names a file that does not exist yet,
-# the process creates it and exits right after journaling a step, before the ack.
-FAULT_ENV = "HOOKLINE_FAULT_EXIT_AFTER_JOURNAL"
-
-
-class MongoJournal:
-    """Step runs in Mongo (``step_runs``): a claim with a lease, then the done record.
-
-    The claim is an insert under the (event, step) id, so of two deliveries of one event
-    that overlap (a slow consumer whose messages were redelivered elsewhere) only one
-    runs the step; the other sees ``busy`` and retries later.  A claim whose holder
-    crashed expires after the lease and is taken over.
-    """
-
-    def __init__(self, store: hmongo.Store, event_id: str, lease_s: float) -> None:
-        self.store = store
-        self.event_id = event_id
-        self.lease_s = lease_s
-
-    def _id(self, step_id: str) -> str:
-        return f"{self.event_id}:{step_id}"
-
-    async def claim(self, step_id: str) -> engine.Claim:
-        now = time.time()
-        doc = {
-            "event_id": self.event_id,
-            "step_id": step_id,
-            "state": "claimed",
-            "until": now + self.lease_s,
-        }
-        try:
-            await self.store.step_runs.insert_one({"_id": self._id(step_id), **doc})
-            return engine.Claim("run")
-        except DuplicateKeyError:
-            pass
-        taken = await self.store.step_runs.find_one_and_update(
-            {"_id": self._id(step_id), "state": "claimed", "until": {"$lt": now}},
-            {"$set": doc},
-        )
-        if taken is not None:
-            return engine.Claim("run")  # the previous holder's lease ran out
-        row = await self.store.step_runs.find_one({"_id": self._id(step_id)})
-        if row is not None and row.get("state") == "done":
-            return engine.Claim("done", from_bson(row.get("output")))
-        return engine.Claim("busy")
-
-    async def release(self, step_id: str) -> None:
-        await self.store.step_runs.delete_one({"_id": self._id(step_id), "state": "claimed"})
-
-    async def record(self, step_id: str, output: Any) -> None:
-        await self.store.step_runs.replace_one(
-            {"_id": self._id(step_id)},
-            {
-                "event_id": self.event_id,
-                "step_id": step_id,
-                "state": "done",
-                "output": journal_output(output),
-            },
-            upsert=True,
-        )
-        marker = os.environ.get(FAULT_ENV)
-        if marker:
-            _crash_once(marker, f"{self.event_id}:{step_id}")
-
-
-MAX_JOURNAL_OUTPUT_BYTES = 64 * 1024
-
-
-def journal_output(output: Any) -> Any:
-    """An action's output as the journal can always store it: exact (big integers and
-    odd keys through the Mongo codec) and bounded (a larger one is kept as the start
-    of its JSON text, marked truncated)."""
-    try:
-        text = msgspec.json.encode(output)
-    except (TypeError, msgspec.EncodeError):
-        text = msgspec.json.encode(repr(output))
-        output = repr(output)[:MAX_JOURNAL_OUTPUT_BYTES]
-    if len(text) <= MAX_JOURNAL_OUTPUT_BYTES:
-        return to_bson(output)
-    head = text[:MAX_JOURNAL_OUTPUT_BYTES].decode("utf-8", "ignore")
-    return {"truncated": True, "size": len(text), "json_start": head}
-
-
-def _crash_once(marker: str, what: str) -> None:
-    """Test-only: exit hard (no ack, no cleanup) the first time, never again."""
-    try:
-        fd = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
-    except FileExistsError:
-        return
-    os.write(fd, what.encode())
-    os.close(fd)
-    os._exit(137)
 
 
 class Executor:
@@ -255,7 +159,7 @@ class Executor:
                     config.steps,
                     build_context(event),
                     self.actions,
-                    MongoJournal(self.store, event.event_id, self.lease_s),
+                    journal.MongoJournal(self.store, event.event_id, self.lease_s),
                     done=done,
                     now=events.utcnow(),
                 )

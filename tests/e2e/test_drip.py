@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from libs.infra.settings import Settings
+from tests.support import crashing_executor
 from tests.support.fixtures import wait_for
 from tests.support.graph_api import GraphApiServer, graph_api_server
 from tests.support.processes import ProcessSystem
@@ -212,8 +213,10 @@ async def test_crash_after_send_before_ack_sends_once(
     processes: ProcessSystem, graph: GraphApiServer, smtp: SmtpRecorder, tmp_path: Path
 ) -> None:
     marker = tmp_path / "crashed"
-    processes.env["HOOKLINE_FAULT_EXIT_AFTER_JOURNAL"] = str(marker)
-    processes.start_all()
+    processes.env[crashing_executor.FAULT_ENV] = str(marker)
+    for name in ("config", "ingest", "mapper"):
+        processes.start(name)
+    processes.start("executor", module="tests.support.crashing_executor")
     async with aiohttp.ClientSession() as session:
         api = Api(session, processes.url("config"), processes.settings.admin_token)
         await _channels(api, smtp, graph)
@@ -242,7 +245,7 @@ async def test_crash_after_send_before_ack_sends_once(
         executor = processes.procs["executor"][0]
         await wait_for(lambda: not executor.alive(), what="the executor process to be gone")
         assert len(graph.messages) == 1
-        del processes.env["HOOKLINE_FAULT_EXIT_AFTER_JOURNAL"]
+        del processes.env[crashing_executor.FAULT_ENV]
         processes.procs.pop("executor")
         processes.start("executor")
 

@@ -50,15 +50,18 @@ class ProcessSystem:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def start(self, name: str, *, port: int | None = None) -> embedded.Proc:
-        """Start one copy of a service (another copy needs its own ``port``)."""
+    def start(
+        self, name: str, *, port: int | None = None, module: str | None = None
+    ) -> embedded.Proc:
+        """Start one copy of a service (another copy needs its own ``port``); ``module``
+        runs another entry point in its place (e.g. one with a fault injected)."""
         env = dict(self.env)
         port = port or self.ports[name]
         env[PORT_ENV[name]] = str(port)
         copy = len(self.procs.get(name, []))
         proc = embedded.spawn(
             f"{name}-{copy}",
-            [sys.executable, "-m", f"services.{name}"],
+            [sys.executable, "-m", module or f"services.{name}"],
             self.log_dir,
             f"http://127.0.0.1:{port}",
             env,
