@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from aiohttp import web
 from prometheus_client import Gauge
 
+from libs.infra.metrics import BaseMetrics, add_ops_routes
 from libs.infra.mongo import store as hmongo
 from libs.infra.nats import client as natsio
 from libs.infra.nats.channel_registry import ChannelRegistry, ensure_channels_bucket
@@ -110,3 +112,30 @@ async def consuming(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+
+
+# A worker's role: given the backbone, it runs its consumers while the context is open
+# and yields the object that holds its state (the app keeps it, for tests and probes).
+Role = Callable[[Backbone], contextlib.AbstractAsyncContextManager[object]]
+
+BACKBONE = web.AppKey("backbone", Backbone)
+STATE = web.AppKey("state", object)
+
+
+def worker_app(settings: Settings, name: str, metrics: BaseMetrics, role: Role) -> web.Application:
+    """The composition root of a consumer service: the backbone is opened once, from
+    settings, then the role runs on it; the ops routes report ready once both are up."""
+    app = web.Application()
+
+    async def resources(app: web.Application) -> AsyncIterator[None]:
+        async with backbone(settings, name) as bb, role(bb) as state:
+            app[BACKBONE], app[STATE] = bb, state
+            yield
+
+    app.cleanup_ctx.append(resources)
+
+    async def ready() -> bool:
+        return BACKBONE in app and await app[BACKBONE].ready()
+
+    add_ops_routes(app, metrics, ready)
+    return app

@@ -9,6 +9,7 @@ event is dead-lettered and logged as failed.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -18,9 +19,7 @@ from aiohttp import web
 from libs.domain import events
 from libs.domain.connector import ConnectorConfig
 from libs.infra import logging as hlog
-from libs.infra.metrics import add_ops_routes
 from libs.infra.mongo import store as hmongo
-from libs.infra.mongo.codec import from_bson
 from libs.infra.mongo.contacts import Contacts
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
@@ -34,10 +33,6 @@ from services.executor.adapters.whatsapp import WhatsAppClient
 from services.executor.core import engine
 from services.executor.errors import BusyError
 from services.executor.metrics import ExecutorMetrics
-
-SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", ExecutorMetrics)
-BACKBONE = web.AppKey("backbone", worker.Backbone)
 
 DURABLE = "executor"
 
@@ -81,17 +76,8 @@ class Executor:
         # One query for the whole batch: which steps already succeeded before. Only a
         # redelivered message can have run steps, so first deliveries skip the read.
         again = [ev.event_id for m, ev in decoded if (m.metadata.num_delivered or 1) > 1]
-        done = await self._done(again) if again else {}
+        done = await journal.done_outputs(self.store, again) if again else {}
         await asyncio.gather(*(self._one(m, ev, done.get(ev.event_id, {})) for m, ev in decoded))
-
-    async def _done(self, event_ids: list[str]) -> dict[str, dict[str, Any]]:
-        rows = await self.store.step_runs.find(
-            {"event_id": {"$in": event_ids}, "state": "done"}
-        ).to_list(None)
-        out: dict[str, dict[str, Any]] = {}
-        for row in rows:
-            out.setdefault(row["event_id"], {})[row["step_id"]] = from_bson(row.get("output"))
-        return out
 
     async def _config(self, event: events.EventMapped) -> ConnectorConfig | None:
         snap = self.registry.by_id(event.connector_id)
@@ -200,9 +186,6 @@ class Executor:
         )
 
 
-STATE = web.AppKey("state", Executor)
-
-
 class NoJournal:
     """Dry runs: nothing is sent, nothing is remembered."""
 
@@ -282,16 +265,17 @@ def build_context(event: events.EventMapped) -> dict[str, Any]:
     return context
 
 
-async def _resources(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    async with worker.backbone(settings, "hookline-executor") as bb:
+def create_app(settings: Settings, metrics: ExecutorMetrics | None = None) -> web.Application:
+    metrics = metrics or ExecutorMetrics()
+
+    @contextlib.asynccontextmanager
+    async def execute(bb: worker.Backbone) -> AsyncIterator[Executor]:
         http = HttpClient(allow_private_everywhere=settings.allow_private_targets)
         whatsapp = WhatsAppClient()
         await http.start()
         await whatsapp.start()
         actions = LiveActions(http, whatsapp, bb.channels, Contacts(bb.store), bb.store)
-        executor = Executor(settings, app[METRICS], bb.publisher, bb.store, bb.registry, actions)
-        app[STATE], app[BACKBONE] = executor, bb
+        executor = Executor(settings, metrics, bb.publisher, bb.store, bb.registry, actions)
         dry_runs = await serve_dry_runs(bb.nc, executor, settings.prefix)
         try:
             async with worker.consuming(
@@ -300,23 +284,12 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
                 durable=DURABLE,
                 subject=subjects.all_mapped(settings.prefix),
                 handler=executor.handle,
-                lag=app[METRICS].pending,
+                lag=metrics.pending,
             ):
-                yield
+                yield executor
                 await dry_runs.unsubscribe()
         finally:
             await http.close()
             await whatsapp.close()
 
-
-def create_app(settings: Settings, metrics: ExecutorMetrics | None = None) -> web.Application:
-    app = web.Application()
-    app[SETTINGS] = settings
-    app[METRICS] = metrics or ExecutorMetrics()
-    app.cleanup_ctx.append(_resources)
-
-    async def ready() -> bool:
-        return BACKBONE in app and await app[BACKBONE].ready()
-
-    add_ops_routes(app, app[METRICS], ready)
-    return app
+    return worker.worker_app(settings, "hookline-executor", metrics, execute)

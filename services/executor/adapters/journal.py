@@ -72,6 +72,18 @@ class MongoJournal:
         )
 
 
+async def done_outputs(store: hmongo.Store, event_ids: list[str]) -> dict[str, dict[str, Any]]:
+    """The outputs of the steps already done, by event and step, in one query for a
+    batch (only redelivered events can have any)."""
+    rows = await store.step_runs.find({"event_id": {"$in": event_ids}, "state": "done"}).to_list(
+        None
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for row in rows:
+        out.setdefault(row["event_id"], {})[row["step_id"]] = from_bson(row.get("output"))
+    return out
+
+
 MAX_JOURNAL_OUTPUT_BYTES = 64 * 1024
 
 
