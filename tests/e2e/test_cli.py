@@ -129,7 +129,9 @@ def test_cli_walkthrough(processes: ProcessSystem, tmp_path: Path) -> None:
     assert listing[0].split() == ["ID", "NAME", "VERSION", "UPDATED", "URL"]
     row = next(line for line in listing if line.startswith(cid))
     assert row.split()[1:3] == ["shop", "1"] and row.split()[-1] == url
+    assert all(line == line.rstrip() for line in listing)
     assert [c["id"] for c in hl.json("connectors", "list")["items"]] == [cid]
+    assert json.loads(hl("--json", "connectors", "list").stdout) == hl.json("connectors", "list")
     shown = hl("connectors", "show", cid).stdout
     assert f"url      {url}" in shown and "config:" in shown
     assert hl.json("connectors", "show", cid)["config"] == created["config"]
@@ -254,6 +256,10 @@ def test_cli_exit_codes(processes: ProcessSystem, tmp_path: Path) -> None:
     # 4: unauthorized (bad token; no token anywhere)
     bad = Cli(processes.url("config"), "wrong-token")("connectors", "list", expect=4)
     assert "Bearer" in bad.stderr
+    # ... --token, before or after the command, beats $HOOKLINE_ADMIN_TOKEN
+    wrong = Cli(processes.url("config"), "wrong-token")
+    assert cid in wrong("--token", token, "connectors", "list").stdout
+    assert cid in wrong("connectors", "list", "--token", token).stdout
     nowhere = cli_env(processes.url("config"), None, HOOKLINE_DATA_DIR=str(tmp_path / "none"))
     assert "no admin token" in hl("connectors", "list", env=nowhere, expect=4).stderr
     # ... and the token read from the data dir's admin-token file
@@ -298,3 +304,4 @@ def test_cli_exit_codes(processes: ProcessSystem, tmp_path: Path) -> None:
     closed = Cli(f"http://127.0.0.1:{embedded.free_port()}", token)
     refused_conn = closed("connectors", "list", expect=6)
     assert "cannot connect" in refused_conn.stderr
+    assert cid in closed("connectors", "list", "--url", processes.url("config")).stdout

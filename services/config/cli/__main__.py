@@ -1,0 +1,3 @@
+from services.config.cli import main
+
+main()
