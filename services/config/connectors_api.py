@@ -12,11 +12,15 @@ from libs.domain import events, structure
 from libs.domain.connector import ConnectorConfig
 from libs.infra.http import ApiError
 from libs.infra.mongo.store import StaleVersion
-from services.config import snapshots
-from services.config.context import CTX, Context, body_json, connector_or_404
+from libs.infra.settings import Settings
+from services.config import models, snapshots
+from services.config.context import CTX, Context, connector_or_404
+from services.config.openapi import Routes
 from services.config.validation import Known, validate
 
-routes = web.RouteTableDef()
+routes = Routes()
+C = "/api/v1/connectors"
+CID = C + "/{id}"
 
 
 async def known_for(ctx: Context, connector_id: str | None) -> Known:
@@ -35,16 +39,9 @@ async def known_for(ctx: Context, connector_id: str | None) -> Known:
     return known
 
 
-def parse_config(raw: Any, known: Known) -> ConnectorConfig:
-    try:
-        config = msgspec.convert(raw if raw is not None else {}, ConnectorConfig)
-    except msgspec.ValidationError as exc:
-        raise ApiError(
-            422,
-            "invalid_config",
-            "the configuration is invalid",
-            problems=[{"path": "$.config", "message": str(exc)}],
-        ) from None
+def checked(config: ConnectorConfig | None, known: Known) -> ConnectorConfig:
+    """A decoded configuration (None: the default) that validation accepts, else 422."""
+    config = config if config is not None else ConnectorConfig()
     problems = validate(config, known)
     if problems:
         raise ApiError(
@@ -56,21 +53,33 @@ def parse_config(raw: Any, known: Known) -> ConnectorConfig:
     return config
 
 
-def _name(raw: Any) -> str:
-    if not isinstance(raw, str) or not raw.strip() or len(raw) > 200:
-        raise ApiError(422, "invalid_name", "name must be a non-empty string of ≤ 200 characters")
-    return raw.strip()
+def connector(settings: Settings, doc: dict[str, Any]) -> models.Connector:
+    """The connector as the API shows it."""
+    return models.Connector(
+        id=doc["_id"],
+        name=doc["name"],
+        url=snapshots.url_of(settings, doc["token"]),
+        version=doc["version"],
+        config=msgspec.convert(doc["config"], ConnectorConfig),
+        created_at=doc["created_at"].isoformat(),
+        updated_at=doc["updated_at"].isoformat(),
+    )
 
 
-@routes.post("/api/v1/connectors")
-async def create(request: web.Request) -> web.Response:
+@routes.operation(
+    "POST", C, "createConnector", "Create a connector", tag="connectors", status=201,
+    body=models.ConnectorCreate, returns=models.Connector, errors=(422,),
+    invalid="invalid_config",
+    description="Without `config`, the default configuration (answer 200 JSON, no "
+    "mapping, no steps). 422 lists every problem of an invalid configuration.",
+)  # fmt: skip
+async def create(request: web.Request, body: models.ConnectorCreate) -> models.Connector:
     ctx = request.app[CTX]
-    body = await body_json(request)
-    config = parse_config(body.get("config"), await known_for(ctx, None))
+    config = checked(body.config, await known_for(ctx, None))
     now = events.utcnow()
     doc = {
         "_id": events.new_id(),
-        "name": _name(body.get("name")),
+        "name": body.name.strip(),
         "token": snapshots.new_token(),
         "version": 1,
         "config": msgspec.to_builtins(config),
@@ -79,47 +88,51 @@ async def create(request: web.Request) -> web.Response:
     }
     await ctx.store.insert_connector(doc)
     await snapshots.publish(ctx.kv, doc)
-    return web.json_response(snapshots.view(ctx.settings, doc), status=201)
+    return connector(ctx.settings, doc)
 
 
-@routes.get("/api/v1/connectors")
-async def list_(request: web.Request) -> web.Response:
+@routes.operation(
+    "GET", C, "listConnectors", "List connectors", tag="connectors",
+    returns=models.ConnectorList,
+)  # fmt: skip
+async def list_(request: web.Request) -> models.ConnectorList:
     ctx = request.app[CTX]
     docs = await ctx.store.list_connectors()
-    return web.json_response({"items": [snapshots.view(ctx.settings, d) for d in docs]})
+    return models.ConnectorList(items=[connector(ctx.settings, d) for d in docs])
 
 
-@routes.get("/api/v1/connectors/{id}")
-async def get(request: web.Request) -> web.Response:
+@routes.operation(
+    "GET", CID, "getConnector", "Read a connector", tag="connectors",
+    returns=models.Connector, errors=(404,),
+)  # fmt: skip
+async def get(request: web.Request) -> models.Connector:
     doc = await connector_or_404(request)
-    return web.json_response(snapshots.view(request.app[CTX].settings, doc))
+    return connector(request.app[CTX].settings, doc)
 
 
-@routes.put("/api/v1/connectors/{id}")
-async def save(request: web.Request) -> web.Response:
+@routes.operation(
+    "PUT", CID, "saveConnector", "Save the whole configuration (a new version)",
+    tag="connectors", body=models.ConnectorSave, returns=models.Connector,
+    errors=(404, 409, 422), invalid="invalid_config",
+    description="Optimistic: `version` must be the latest (409 otherwise, nothing "
+    "changes). 422 lists every problem with its JSON path.",
+)  # fmt: skip
+async def save(request: web.Request, body: models.ConnectorSave) -> models.Connector:
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
-    body = await body_json(request)
-    based_on = body.get("version")
-    if not isinstance(based_on, int) or isinstance(based_on, bool):
-        raise ApiError(
-            422,
-            "version_required",
-            "the body must carry the integer `version` this save is based on",
-        )
-    config = parse_config(body.get("config"), await known_for(ctx, doc["_id"]))
+    config = checked(body.config, await known_for(ctx, doc["_id"]))
     changes: dict[str, Any] = {"config": msgspec.to_builtins(config)}
-    if "name" in body:
-        changes["name"] = _name(body["name"])
-    if based_on != doc["version"]:
-        raise _stale(doc["version"], based_on)
+    if body.name is not msgspec.UNSET:
+        changes["name"] = body.name.strip()
+    if body.version != doc["version"]:
+        raise _stale(doc["version"], body.version)
     try:
-        saved = await ctx.store.save_config(doc["_id"], based_on, changes, events.utcnow())
+        saved = await ctx.store.save_config(doc["_id"], body.version, changes, events.utcnow())
     except StaleVersion:
         latest = await ctx.store.get_connector(doc["_id"])
-        raise _stale(latest["version"] if latest else None, based_on) from None
+        raise _stale(latest["version"] if latest else None, body.version) from None
     await snapshots.publish(ctx.kv, saved)
-    return web.json_response(snapshots.view(ctx.settings, saved))
+    return connector(ctx.settings, saved)
 
 
 def _stale(latest: int | None, based_on: int) -> ApiError:
@@ -132,28 +145,31 @@ def _stale(latest: int | None, based_on: int) -> ApiError:
     )
 
 
-@routes.delete("/api/v1/connectors/{id}")
-async def delete(request: web.Request) -> web.Response:
+@routes.operation(
+    "DELETE", CID, "deleteConnector", "Delete a connector", tag="connectors", status=204,
+    errors=(404,),
+)  # fmt: skip
+async def delete(request: web.Request) -> None:
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
     await ctx.store.delete_connector(doc["_id"])
     await ctx.kv.delete(doc["_id"])
-    return web.Response(status=204)
 
 
-@routes.post("/api/v1/connectors/{id}/rotate-url")
-async def rotate(request: web.Request) -> web.Response:
+@routes.operation(
+    "POST", CID + "/rotate-url", "rotateUrl", "Generate a new connecting URL",
+    tag="connectors", returns=models.Connector, body=models.RotateUrl,
+    body_required=False, errors=(404, 422),
+    description="The old URL dies at once, or after `grace_seconds`.",
+)  # fmt: skip
+async def rotate(request: web.Request, body: models.RotateUrl) -> models.Connector:
     """A new token; the old one dies now or after ``grace_seconds`` (≤ 7 days)."""
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
-    body = await body_json(request, optional=True)
-    grace = body.get("grace_seconds", 0)
-    if not isinstance(grace, int) or isinstance(grace, bool) or not 0 <= grace <= 7 * 86400:
-        raise ApiError(422, "invalid_grace", "grace_seconds must be an integer in 0..604800")
     fields: dict[str, Any] = {"token": snapshots.new_token(), "updated_at": events.utcnow()}
-    if grace:
+    if body.grace_seconds:
         fields["previous_token"] = doc["token"]
-        fields["previous_token_until"] = events.utcnow() + timedelta(seconds=grace)
+        fields["previous_token_until"] = events.utcnow() + timedelta(seconds=body.grace_seconds)
     else:
         fields["previous_token"] = None
         fields["previous_token_until"] = None
@@ -161,23 +177,34 @@ async def rotate(request: web.Request) -> web.Response:
     if updated is None:
         raise ApiError(404, "not_found", "connector not found")
     await snapshots.publish(ctx.kv, updated)
-    return web.json_response(snapshots.view(ctx.settings, updated))
+    return connector(ctx.settings, updated)
 
 
-@routes.get("/api/v1/connectors/{id}/versions")
-async def versions(request: web.Request) -> web.Response:
+@routes.operation(
+    "GET", CID + "/versions", "listVersions", "The kept versions, newest first",
+    tag="connectors", returns=models.VersionList, errors=(404,),
+)  # fmt: skip
+async def versions(request: web.Request) -> models.VersionList:
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
     rows = await ctx.store.list_versions(doc["_id"])
     items = [
-        {"version": r["version"], "saved_at": r["saved_at"].isoformat(), "config": r["config"]}
+        models.Version(
+            version=r["version"],
+            saved_at=r["saved_at"].isoformat(),
+            config=msgspec.convert(r["config"], ConnectorConfig),
+        )
         for r in rows
     ]
-    return web.json_response({"items": items})
+    return models.VersionList(items=items)
 
 
-@routes.post("/api/v1/connectors/{id}/versions/{n}/restore")
-async def restore(request: web.Request) -> web.Response:
+@routes.operation(
+    "POST", CID + "/versions/{n}/restore", "restoreVersion",
+    "Restore a kept version (as a new version)", tag="connectors",
+    returns=models.Connector, errors=(400, 404, 409),
+)  # fmt: skip
+async def restore(request: web.Request) -> models.Connector:
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
     try:
@@ -196,4 +223,4 @@ async def restore(request: web.Request) -> web.Response:
     except StaleVersion:
         raise ApiError(409, "stale_version", "a save happened meanwhile; try again") from None
     await snapshots.publish(ctx.kv, saved)
-    return web.json_response(snapshots.view(ctx.settings, saved))
+    return connector(ctx.settings, saved)

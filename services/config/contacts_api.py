@@ -10,20 +10,21 @@ from aiohttp import web
 from libs.domain.contacts import normalize_mobile
 from libs.infra.http import ApiError
 from libs.infra.mongo.contacts import Contacts
+from services.config import models
 from services.config.context import CTX
+from services.config.openapi import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
 SEARCH_REGION = "US"  # numbers without a country code are read as US numbers
-MAX_LIMIT = 200
 
 
-def _json(contact: dict[str, Any]) -> dict[str, Any]:
+def _contact(contact: dict[str, Any]) -> models.Contact:
     out = dict(contact)
     for key in ("created_at", "updated_at"):
         value = out.get(key)
         out[key] = value.isoformat() if value is not None else None
-    return out
+    return models.Contact(**out)
 
 
 def _mobile_param(request: web.Request) -> str:
@@ -40,22 +41,15 @@ def _mobile_param(request: web.Request) -> str:
     return ""
 
 
-def _limit(request: web.Request) -> int:
-    raw = request.query.get("limit", "50")
-    try:
-        limit = int(raw)
-    except ValueError:
-        limit = 0
-    if not 1 <= limit <= MAX_LIMIT:
-        raise ApiError(400, "invalid_limit", f"limit must be an integer in 1..{MAX_LIMIT}")
-    return limit
-
-
-@routes.get("/api/v1/contacts")
-async def search(request: web.Request) -> web.Response:
+@routes.operation(
+    "GET", "/api/v1/contacts", "searchContacts", "Find contacts by mobile and/or email",
+    tag="crm", query=models.ContactQuery, returns=models.ContactList, errors=(400,),
+    description="At least one of `mobile` and `email` (400 otherwise); first added first.",
+)  # fmt: skip
+async def search(request: web.Request, query: models.ContactQuery) -> models.ContactList:
     """``?mobile=`` (any format; E.164 before searching) and/or ``?email=`` (any case)."""
-    mobile_raw = _mobile_param(request)
-    email_raw = request.query.get("email", "").strip()
+    mobile_raw = _mobile_param(request)  # query.mobile, with a leading + kept
+    email_raw = query.email.strip()
     if not mobile_raw and not email_raw:
         raise ApiError(400, "query_required", "search contacts with ?mobile= or ?email= (or both)")
     mobile = None
@@ -69,15 +63,16 @@ async def search(request: web.Request) -> web.Response:
                 f"(numbers without a country code are read as {SEARCH_REGION})",
             )
     contacts = Contacts(request.app[CTX].store)
-    items = await contacts.find(
-        mobile=mobile, email=email_raw.lower() or None, limit=_limit(request)
-    )
-    return web.json_response({"items": [_json(c) for c in items]})
+    items = await contacts.find(mobile=mobile, email=email_raw.lower() or None, limit=query.limit)
+    return models.ContactList(items=[_contact(c) for c in items])
 
 
-@routes.get("/api/v1/contacts/{id}")
-async def get(request: web.Request) -> web.Response:
+@routes.operation(
+    "GET", "/api/v1/contacts/{id}", "getContact", "Read a contact", tag="crm",
+    returns=models.Contact, errors=(404,),
+)  # fmt: skip
+async def get(request: web.Request) -> models.Contact:
     contact = await Contacts(request.app[CTX].store).get(request.match_info["id"])
     if contact is None:
         raise ApiError(404, "not_found", "contact not found")
-    return web.json_response(_json(contact))
+    return _contact(contact)

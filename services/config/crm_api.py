@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import secrets
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlsplit
@@ -37,20 +38,17 @@ from libs.infra.nats.channel_registry import (
     publish_channel,
     republish_all_channels,
 )
-from services.config.context import CTX, Context, body_json
+from services.config import models
+from services.config.context import CTX, Context
+from services.config.openapi import Routes
 
-routes = web.RouteTableDef()
+routes = Routes()
 
-ATTRIBUTE_NAME = re.compile(r"[a-z][a-z0-9_]{0,63}")
-ATTRIBUTE_TYPES = ("text", "number", "date", "boolean")
-CHANNEL_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-CHANNEL_TYPES = ("whatsapp", "email", "http")
+CHANNEL_ID = re.compile(models.CHANNEL_ID)
 PHONE_NUMBER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 REDACTED = "…"  # what libs.domain.channels.redacted() puts in front of a secret's tail
 ALL = 0  # Store.find limit: 0 means no limit
-MAX_NAME = 200
-MAX_DESCRIPTION = 1000
+MAX_NAME = models.MAX_NAME
 
 Problem = tuple[str, str]
 
@@ -65,89 +63,108 @@ def _invalid(code: str, problems: list[Problem]) -> ApiError:
     )
 
 
-def _unknown_fields(body: dict[str, Any], allowed: Iterable[str]) -> list[Problem]:
-    return [(f"$.{key}", "unknown field") for key in sorted(set(body) - set(allowed))]
-
-
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
+# ====================================================================== keyed rows
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A CRM collection whose rows are keyed by ``_id``: ``named`` says how an error
+    names one ("a channel with id 'x'")."""
+
+    collection: str
+    named: str
+    exists: str  # the 409 code
+
+    def missing(self, key: str) -> ApiError:
+        return ApiError(404, "not_found", f"no {self.named} {key!r}")
+
+    async def all(self, request: web.Request) -> list[dict[str, Any]]:
+        docs = await request.app[CTX].store.find(self.collection, {}, limit=ALL)
+        return sorted(docs, key=lambda d: str(d["_id"]))
+
+    async def one(self, request: web.Request, key: str) -> dict[str, Any]:
+        doc = await request.app[CTX].store.find_one(self.collection, {"_id": key})
+        if doc is None:
+            raise self.missing(key)
+        return doc
+
+    async def insert(self, request: web.Request, doc: dict[str, Any]) -> None:
+        try:
+            await request.app[CTX].store.insert(self.collection, doc)
+        except DuplicateKeyError:
+            article = "an" if self.named[0] in "aeiou" else "a"
+            raise ApiError(
+                409, self.exists, f"{article} {self.named} {doc['_id']!r} exists"
+            ) from None
+
+    async def delete(self, request: web.Request, key: str) -> None:
+        if not await request.app[CTX].store.delete(self.collection, {"_id": key}):
+            raise self.missing(key)
+
+
+ATTRIBUTES = Kind("attributes", "subscriber attribute named", "attribute_exists")
+AGENTS = Kind("agents", "agent with email", "agent_exists")
+CHANNELS = Kind("channels", "channel with id", "channel_exists")
+
 # ====================================================================== attributes
 
-
-def _attribute_doc(body: dict[str, Any], now: datetime) -> dict[str, Any]:
-    problems = _unknown_fields(body, ("name", "type", "description"))
-    name = body.get("name")
-    if not isinstance(name, str) or not ATTRIBUTE_NAME.fullmatch(name):
-        problems.append(
-            (
-                "$.name",
-                "must be a lower-case letter followed by up to 63 lower-case letters, "
-                "digits or underscores (e.g. city, plan_2)",
-            )
-        )
-    kind = body.get("type")
-    if not isinstance(kind, str) or kind not in ATTRIBUTE_TYPES:
-        problems.append(("$.type", f"must be one of {', '.join(ATTRIBUTE_TYPES)}"))
-    description = body.get("description")
-    if description is None:
-        description = ""
-    elif not isinstance(description, str) or len(description) > MAX_DESCRIPTION:
-        problems.append(("$.description", f"must be a string of ≤ {MAX_DESCRIPTION} characters"))
-    if problems:
-        raise _invalid("invalid_attribute", problems)
-    return {"_id": name, "name": name, "type": kind, "description": description, "created_at": now}
+A = "/api/v1/attributes"
 
 
-def _attribute_view(doc: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "name": doc["_id"],
-        "type": doc["type"],
-        "description": doc.get("description", ""),
-        "created_at": _iso(doc.get("created_at")),
+def _attribute(doc: dict[str, Any]) -> models.SubscriberAttribute:
+    return models.SubscriberAttribute(
+        name=doc["_id"],
+        type=doc["type"],
+        description=doc.get("description", ""),
+        created_at=_iso(doc.get("created_at")),
+    )
+
+
+@routes.operation(
+    "GET", A, "listSubscriberAttributes", "Subscriber attribute definitions", tag="crm",
+    returns=models.SubscriberAttributeList,
+)  # fmt: skip
+async def list_attributes(request: web.Request) -> models.SubscriberAttributeList:
+    return models.SubscriberAttributeList([_attribute(d) for d in await ATTRIBUTES.all(request)])
+
+
+@routes.operation(
+    "POST", A, "createSubscriberAttribute", "Define a subscriber attribute", tag="crm",
+    status=201, returns=models.SubscriberAttribute, body=models.SubscriberAttributeCreate,
+    errors=(409, 422), invalid="invalid_attribute",
+)  # fmt: skip
+async def create_attribute(
+    request: web.Request, body: models.SubscriberAttributeCreate
+) -> models.SubscriberAttribute:
+    doc = {
+        "_id": body.name,
+        "name": body.name,
+        "type": body.type,
+        "description": body.description or "",
+        "created_at": events.utcnow(),
     }
+    await ATTRIBUTES.insert(request, doc)
+    return _attribute(doc)
 
 
-@routes.get("/api/v1/attributes")
-async def list_attributes(request: web.Request) -> web.Response:
-    docs = await request.app[CTX].store.find("attributes", {}, limit=ALL)
-    docs.sort(key=lambda d: d["_id"])
-    return web.json_response({"items": [_attribute_view(d) for d in docs]})
+@routes.operation(
+    "GET", A + "/{name}", "getSubscriberAttribute", "Read a subscriber attribute", tag="crm",
+    returns=models.SubscriberAttribute, errors=(404,),
+)  # fmt: skip
+async def get_attribute(request: web.Request) -> models.SubscriberAttribute:
+    return _attribute(await ATTRIBUTES.one(request, request.match_info["name"]))
 
 
-@routes.post("/api/v1/attributes")
-async def create_attribute(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    doc = _attribute_doc(await body_json(request), events.utcnow())
-    try:
-        await ctx.store.insert("attributes", doc)
-    except DuplicateKeyError:
-        raise ApiError(
-            409, "attribute_exists", f"a subscriber attribute named {doc['_id']!r} exists"
-        ) from None
-    return web.json_response(_attribute_view(doc), status=201)
-
-
-async def _attribute_or_404(request: web.Request) -> dict[str, Any]:
-    name = request.match_info["name"]
-    doc = await request.app[CTX].store.find_one("attributes", {"_id": name})
-    if doc is None:
-        raise ApiError(404, "not_found", f"no subscriber attribute named {name!r}")
-    return doc
-
-
-@routes.get("/api/v1/attributes/{name}")
-async def get_attribute(request: web.Request) -> web.Response:
-    return web.json_response(_attribute_view(await _attribute_or_404(request)))
-
-
-@routes.delete("/api/v1/attributes/{name}")
-async def delete_attribute(request: web.Request) -> web.Response:
-    name = request.match_info["name"]
-    if not await request.app[CTX].store.delete("attributes", {"_id": name}):
-        raise ApiError(404, "not_found", f"no subscriber attribute named {name!r}")
-    return web.Response(status=204)
+@routes.operation(
+    "DELETE", A + "/{name}", "deleteSubscriberAttribute", "Delete a subscriber attribute",
+    tag="crm", status=204, errors=(404,),
+)  # fmt: skip
+async def delete_attribute(request: web.Request) -> None:
+    await ATTRIBUTES.delete(request, request.match_info["name"])
 
 
 # ====================================================================== channels
@@ -155,15 +172,6 @@ async def delete_attribute(request: web.Request) -> web.Response:
 
 def _is_redacted(value: Any) -> bool:
     return isinstance(value, str) and value.startswith(REDACTED)
-
-
-def _split_validation_error(exc: msgspec.ValidationError) -> Problem:
-    """msgspec says "Expected `int`, got `str` - at `$.port`": (path, what)."""
-    text = str(exc)
-    what, sep, where = text.rpartition(" - at `")
-    if sep and where.endswith("`"):
-        return where[:-1], what
-    return "$", text
 
 
 def _url_problem(value: str) -> str | None:
@@ -226,15 +234,7 @@ def check_channel(channel: Channel) -> list[Problem]:
 
 def decode_channel(raw: dict[str, Any]) -> Channel:
     """A channel from an API body (id already set), or a 422 that says what is wrong."""
-    kind = raw.get("type")
-    if not isinstance(kind, str) or kind not in CHANNEL_TYPES:
-        raise _invalid(
-            "invalid_channel", [("$.type", f"must be one of {', '.join(CHANNEL_TYPES)}")]
-        )
-    try:
-        channel: Channel = msgspec.convert(raw, Channel)
-    except msgspec.ValidationError as exc:
-        raise _invalid("invalid_channel", [_split_validation_error(exc)]) from None
+    channel: Channel = models.decode(Channel, raw, "invalid_channel")  # type: ignore[arg-type]
     problems = check_channel(channel)
     if problems:
         raise _invalid("invalid_channel", problems)
@@ -353,72 +353,86 @@ async def republish_channels(ctx: Context) -> None:
 
 
 async def _stored_channel(request: web.Request) -> Channel:
-    channel_id = request.match_info["id"]
-    doc = await request.app[CTX].store.find_one("channels", {"_id": channel_id})
-    if doc is None:
-        raise ApiError(404, "not_found", f"no channel with id {channel_id!r}")
-    return channel_from_doc(doc)
+    return channel_from_doc(await CHANNELS.one(request, request.match_info["id"]))
 
 
-@routes.get("/api/v1/channels")
-async def list_channels(request: web.Request) -> web.Response:
-    docs = await request.app[CTX].store.find("channels", {}, limit=ALL)
-    docs.sort(key=lambda d: d["_id"])
-    return web.json_response({"items": [redacted(channel_from_doc(d)) for d in docs]})
+CH = "/api/v1/channels"
 
 
-@routes.post("/api/v1/channels")
-async def create_channel(request: web.Request) -> web.Response:
+def _view(channel: Channel) -> Channel:
+    """The channel as the API shows it: secrets redacted."""
+    view: Channel = msgspec.convert(redacted(channel), Channel)  # type: ignore[arg-type]
+    return view
+
+
+@routes.operation(
+    "GET", CH, "listChannels", "Channels (secrets redacted)", tag="crm",
+    returns=models.ChannelList,
+)  # fmt: skip
+async def list_channels(request: web.Request) -> models.ChannelList:
+    docs = await CHANNELS.all(request)
+    return models.ChannelList([_view(channel_from_doc(d)) for d in docs])
+
+
+@routes.operation(
+    "POST", CH, "createChannel", "Add a channel", tag="crm", status=201,
+    returns=models.ChannelView, body=models.ChannelCreate, errors=(409, 422),
+    invalid="invalid_channel",
+)  # fmt: skip
+async def create_channel(request: web.Request, body: msgspec.Struct) -> Channel:
     ctx = request.app[CTX]
-    body = await body_json(request)
-    if body.get("id") is None:
-        body["id"] = "ch_" + secrets.token_hex(8)
-    elif not isinstance(body["id"], str) or not CHANNEL_ID.fullmatch(body["id"]):
-        raise _invalid(
-            "invalid_channel", [("$.id", "must be 1-64 characters: letters, digits, '_' or '-'")]
-        )
-    channel = decode_channel(body)
-    try:
-        await ctx.store.insert("channels", _channel_doc(channel))
-    except DuplicateKeyError:
-        raise ApiError(409, "channel_exists", f"a channel with id {channel.id!r} exists") from None
+    fields = msgspec.to_builtins(body)
+    if fields.get("id") is None:
+        fields["id"] = "ch_" + secrets.token_hex(8)
+    channel = decode_channel(fields)
+    await CHANNELS.insert(request, _channel_doc(channel))
     await publish_channel(await _channels_kv(ctx), channel)
-    return web.json_response(redacted(channel), status=201)
+    return _view(channel)
 
 
-@routes.get("/api/v1/channels/{id}")
-async def get_channel(request: web.Request) -> web.Response:
-    return web.json_response(redacted(await _stored_channel(request)))
+@routes.operation(
+    "GET", CH + "/{id}", "getChannel", "Read a channel (secrets redacted)", tag="crm",
+    returns=models.ChannelView, errors=(404,),
+)  # fmt: skip
+async def get_channel(request: web.Request) -> Channel:
+    return _view(await _stored_channel(request))
 
 
-@routes.put("/api/v1/channels/{id}")
-async def replace_channel(request: web.Request) -> web.Response:
+@routes.operation(
+    "PUT", CH + "/{id}", "replaceChannel", "Replace a channel", tag="crm",
+    returns=models.ChannelView, body=models.ChannelReplace, raw_body=True,
+    errors=(404, 422), invalid="invalid_channel",
+)  # fmt: skip
+async def replace_channel(request: web.Request, body: dict[str, Any]) -> Channel:
     """Replace the whole channel; secrets omitted or sent redacted keep their stored value."""
     ctx = request.app[CTX]
     stored = await _stored_channel(request)
-    body = await body_json(request)
     if body.get("id", stored.id) != stored.id:
         raise _invalid("invalid_channel", [("$.id", "differs from the id in the URL")])
-    body["id"] = stored.id
     stored_type = _type_of(stored)
-    body.setdefault("type", stored_type)
-    if body["type"] != stored_type and body["type"] in CHANNEL_TYPES:
+    kind = body.setdefault("type", stored_type)
+    if kind != stored_type and kind in models.CHANNEL_REPLACE:
         raise ApiError(
             422,
             "channel_type_change",
             f"channel {stored.id!r} is a {stored_type} channel; its type cannot change "
             "(create a new channel instead)",
         )
-    channel = decode_channel(keep_stored_secrets(body, stored))
+    sent = msgspec.to_builtins(models.decode(models.ChannelReplace, body, "invalid_channel"))
+    channel = decode_channel(keep_stored_secrets(sent | {"id": stored.id}, stored))
     result = await ctx.store.channels.replace_one({"_id": channel.id}, _channel_doc(channel))
     if result.matched_count == 0:  # deleted meanwhile
-        raise ApiError(404, "not_found", f"no channel with id {channel.id!r}")
+        raise CHANNELS.missing(channel.id)
     await publish_channel(await _channels_kv(ctx), channel)
-    return web.json_response(redacted(channel))
+    return _view(channel)
 
 
-@routes.delete("/api/v1/channels/{id}")
-async def delete_channel_(request: web.Request) -> web.Response:
+@routes.operation(
+    "DELETE", CH + "/{id}", "deleteChannel", "Delete a channel", tag="crm", status=204,
+    errors=(404, 409),
+    description="409 `channel_in_use` names the connectors whose configuration uses it.",
+)  # fmt: skip
+async def delete_channel_(request: web.Request) -> None:
     """Refused (409) while a connector's current configuration names the channel."""
     ctx = request.app[CTX]
     channel = await _stored_channel(request)
@@ -432,79 +446,59 @@ async def delete_channel_(request: web.Request) -> web.Response:
             "change their configuration first",
             connectors=using,
         )
-    if not await ctx.store.delete("channels", {"_id": channel.id}):
-        raise ApiError(404, "not_found", f"no channel with id {channel.id!r}")
+    await CHANNELS.delete(request, channel.id)
     await delete_channel(await _channels_kv(ctx), channel.id)
-    return web.Response(status=204)
 
 
 # ====================================================================== agents
 
-
-def _email(raw: Any) -> str | None:
-    if not isinstance(raw, str):
-        return None
-    email = raw.strip().lower()
-    return email if len(email) <= 254 and EMAIL.fullmatch(email) else None
+AG = "/api/v1/agents"
 
 
-def _agent_doc(body: dict[str, Any], now: datetime) -> dict[str, Any]:
-    problems = _unknown_fields(body, ("email", "name"))
-    email = _email(body.get("email"))
-    if email is None:
-        problems.append(("$.email", "must be an email address (name@example.com)"))
-    name = body.get("name")
-    if name is None:
-        name = ""
-    elif not isinstance(name, str) or len(name) > MAX_NAME:
-        problems.append(("$.name", f"must be a string of ≤ {MAX_NAME} characters"))
-    if problems:
-        raise _invalid("invalid_agent", problems)
-    return {"_id": email, "email": email, "name": name.strip(), "created_at": now}
+def _agent(doc: dict[str, Any]) -> models.Agent:
+    return models.Agent(
+        email=doc["_id"], name=doc.get("name", ""), created_at=_iso(doc.get("created_at"))
+    )
 
 
-def _agent_view(doc: dict[str, Any]) -> dict[str, Any]:
-    return {
-        "email": doc["_id"],
-        "name": doc.get("name", ""),
-        "created_at": _iso(doc.get("created_at")),
+@routes.operation(
+    "GET", AG, "listAgents", "Agents (contact owners)", tag="crm", returns=models.AgentList,
+)  # fmt: skip
+async def list_agents(request: web.Request) -> models.AgentList:
+    return models.AgentList([_agent(d) for d in await AGENTS.all(request)])
+
+
+@routes.operation(
+    "POST", AG, "createAgent", "Add an agent", tag="crm", status=201, returns=models.Agent,
+    body=models.AgentCreate, errors=(409, 422), invalid="invalid_agent",
+)  # fmt: skip
+async def create_agent(request: web.Request, body: models.AgentCreate) -> models.Agent:
+    email = body.email.strip().lower()
+    doc = {
+        "_id": email,
+        "email": email,
+        "name": (body.name or "").strip(),
+        "created_at": events.utcnow(),
     }
-
-
-@routes.get("/api/v1/agents")
-async def list_agents(request: web.Request) -> web.Response:
-    docs = await request.app[CTX].store.find("agents", {}, limit=ALL)
-    docs.sort(key=lambda d: d["_id"])
-    return web.json_response({"items": [_agent_view(d) for d in docs]})
-
-
-@routes.post("/api/v1/agents")
-async def create_agent(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
-    doc = _agent_doc(await body_json(request), events.utcnow())
-    try:
-        await ctx.store.insert("agents", doc)
-    except DuplicateKeyError:
-        raise ApiError(409, "agent_exists", f"an agent with email {doc['_id']!r} exists") from None
-    return web.json_response(_agent_view(doc), status=201)
+    await AGENTS.insert(request, doc)
+    return _agent(doc)
 
 
 def _path_email(request: web.Request) -> str:
     return request.match_info["email"].strip().lower()
 
 
-@routes.get("/api/v1/agents/{email}")
-async def get_agent(request: web.Request) -> web.Response:
-    email = _path_email(request)
-    doc = await request.app[CTX].store.find_one("agents", {"_id": email})
-    if doc is None:
-        raise ApiError(404, "not_found", f"no agent with email {email!r}")
-    return web.json_response(_agent_view(doc))
+@routes.operation(
+    "GET", AG + "/{email}", "getAgent", "Read an agent", tag="crm", returns=models.Agent,
+    errors=(404,),
+)  # fmt: skip
+async def get_agent(request: web.Request) -> models.Agent:
+    return _agent(await AGENTS.one(request, _path_email(request)))
 
 
-@routes.delete("/api/v1/agents/{email}")
-async def delete_agent(request: web.Request) -> web.Response:
-    email = _path_email(request)
-    if not await request.app[CTX].store.delete("agents", {"_id": email}):
-        raise ApiError(404, "not_found", f"no agent with email {email!r}")
-    return web.Response(status=204)
+@routes.operation(
+    "DELETE", AG + "/{email}", "deleteAgent", "Delete an agent", tag="crm", status=204,
+    errors=(404,),
+)  # fmt: skip
+async def delete_agent(request: web.Request) -> None:
+    await AGENTS.delete(request, _path_email(request))

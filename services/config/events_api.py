@@ -12,21 +12,23 @@ from aiohttp import web
 from libs.domain import events, jsonvalue
 from libs.domain.bodies import BadRequest, parse_request
 from libs.infra.http import ApiError
+from libs.infra.mongo.store import Store
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
-from services.config.connectors_api import known_for, parse_config
-from services.config.context import CTX, body_json, connector_or_404, int_param
+from services.config import models
+from services.config.connectors_api import CID, checked, known_for
+from services.config.context import CTX, connector_or_404
+from services.config.openapi import Routes
 
-routes = web.RouteTableDef()
-
-STATUSES = {"received", "succeeded", "failed"}
+routes = Routes()
+EV = CID + "/events/{event_id}"
 
 
 def _iso(value: Any) -> Any:
     return value.isoformat() if isinstance(value, datetime) else value
 
 
-def summary(doc: dict[str, Any]) -> dict[str, Any]:
+def _summary(doc: dict[str, Any]) -> dict[str, Any]:
     return {
         "event_id": doc["_id"],
         "received_at": _iso(doc.get("received_at")),
@@ -36,48 +38,47 @@ def summary(doc: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def raw_body(raw: bytes | None) -> dict[str, Any] | None:
+def summary(doc: dict[str, Any]) -> models.EventSummary:
+    return models.EventSummary(**_summary(doc))
+
+
+def raw_body(raw: bytes | None) -> models.RawBody | None:
     """The exact bytes received: as text when they are UTF-8, else base64."""
     if raw is None:
         return None
     try:
-        return {"encoding": "utf-8", "data": raw.decode("utf-8"), "size": len(raw)}
+        return models.RawBody(encoding="utf-8", data=raw.decode("utf-8"), size=len(raw))
     except UnicodeDecodeError:
-        return {"encoding": "base64", "data": base64.b64encode(raw).decode(), "size": len(raw)}
+        return models.RawBody(encoding="base64", data=base64.b64encode(raw).decode(), size=len(raw))
 
 
-def detail(doc: dict[str, Any]) -> dict[str, Any]:
-    return summary(doc) | {
-        "request": doc.get("request"),
-        "raw_body": raw_body(doc.get("raw")),
-        "degraded": doc.get("degraded"),
-        "event": {"body": doc.get("body"), "custom_variables": doc.get("custom_variables")},
-        "mapping": doc.get("mapping"),
-        "drift": doc.get("drift"),
-        "execution": doc.get("execution") or [],
-        "attempts": doc.get("attempts"),
-        "replay_of": doc.get("replay_of"),
-        "outcome_at": _iso(doc.get("outcome_at")),
-    }
+def detail(doc: dict[str, Any]) -> models.EventDetail:
+    return models.EventDetail(
+        **_summary(doc),
+        request=doc.get("request"),
+        raw_body=raw_body(doc.get("raw")),
+        degraded=doc.get("degraded"),
+        event=models.EventData(body=doc.get("body"), custom_variables=doc.get("custom_variables")),
+        mapping=doc.get("mapping"),
+        drift=doc.get("drift"),
+        execution=doc.get("execution") or [],
+        attempts=doc.get("attempts"),
+        replay_of=doc.get("replay_of"),
+        outcome_at=_iso(doc.get("outcome_at")),
+    )
 
 
-@routes.get("/api/v1/connectors/{id}/events")
-async def list_events(request: web.Request) -> web.Response:
+@routes.operation(
+    "GET", CID + "/events", "listEvents", "The event log, newest first", tag="events",
+    query=models.EventQuery, returns=models.EventList, errors=(400, 404),
+)  # fmt: skip
+async def list_events(request: web.Request, query: models.EventQuery) -> models.EventList:
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
-    status = request.query.get("status") or None
-    if status is not None and status not in STATUSES:
-        raise ApiError(400, "invalid_status", f"status must be one of {sorted(STATUSES)}")
-    try:
-        limit = int(request.query.get("limit", "50"))
-    except ValueError:
-        raise ApiError(400, "invalid_limit", "limit must be an integer") from None
-    if not 1 <= limit <= 500:
-        raise ApiError(400, "invalid_limit", "limit must be in 1..500")
     before, before_id = None, None
-    if request.query.get("before"):
+    if query.before is not msgspec.UNSET:
         # An ISO time, or the opaque cursor "<time>,<event id>" of a previous page.
-        raw, _, before_id_raw = request.query["before"].partition(",")
+        raw, _, before_id_raw = query.before.partition(",")
         try:
             before = datetime.fromisoformat(raw.strip().replace(" ", "+").replace("Z", "+00:00"))
             if before.tzinfo is not None:
@@ -86,13 +87,17 @@ async def list_events(request: web.Request) -> web.Response:
             raise ApiError(400, "invalid_before", "before must be an ISO 8601 time") from None
         before_id = before_id_raw or None
     rows = await ctx.store.list_events(
-        doc["_id"], status=status, before=before, limit=limit, before_id=before_id
+        doc["_id"],
+        status=None if query.status is msgspec.UNSET else query.status,
+        before=before,
+        limit=query.limit,
+        before_id=before_id,
     )
     items = [summary(r) for r in rows]
-    next_before = (
-        f"{items[-1]['received_at']},{items[-1]['event_id']}" if len(items) == limit else None
+    last = items[-1] if len(items) == query.limit else None
+    return models.EventList(
+        items=items, next_before=f"{last.received_at},{last.event_id}" if last else None
     )
-    return web.json_response({"items": items, "next_before": next_before})
 
 
 async def logged_event_or_404(request: web.Request) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -104,20 +109,28 @@ async def logged_event_or_404(request: web.Request) -> tuple[dict[str, Any], dic
     return doc, row
 
 
-@routes.get("/api/v1/connectors/{id}/events/{event_id}")
-async def get_event(request: web.Request) -> web.Response:
+@routes.operation(
+    "GET", EV, "getEvent", "One logged event with its execution log", tag="events",
+    returns=models.EventDetail, errors=(404,),
+)  # fmt: skip
+async def get_event(request: web.Request) -> models.EventDetail:
     _, row = await logged_event_or_404(request)
-    return web.json_response(detail(row))
+    return detail(row)
 
 
-@routes.post("/api/v1/connectors/{id}/events/{event_id}/replay")
-async def replay(request: web.Request) -> web.Response:
+@routes.operation(
+    "POST", EV + "/replay", "replayEvent", "Run a logged event again", tag="events",
+    status=202, returns=models.ReplayAccepted, body=models.Replay, body_required=False,
+    errors=(404, 422),
+    description="A new event (`replay_of` links it) through the whole pipeline, "
+    "against the current or a chosen kept version.",
+)  # fmt: skip
+async def replay(request: web.Request, body: models.Replay) -> models.ReplayAccepted:
     """Run a logged event again as a new event (``replay_of`` links it), through the
     whole pipeline, against the current or a chosen kept version."""
     ctx = request.app[CTX]
     doc, row = await logged_event_or_404(request)
-    body = await body_json(request, optional=True)
-    version = int_param(body.get("version", doc["version"]), "version")
+    version: int = doc["version"] if body.version is msgspec.UNSET else body.version
     if await ctx.store.get_version(doc["_id"], version) is None:
         raise ApiError(422, "invalid_version", f"version {version!r} is not among the kept ones")
     event = received_from_log(row, version, event_id=events.new_id(), replay_of=row["_id"])
@@ -126,9 +139,7 @@ async def replay(request: web.Request) -> web.Response:
         events.encode(event),
         headers=natsio.msg_id_header(event.event_id),
     )
-    return web.json_response(
-        {"event_id": event.event_id, "replay_of": row["_id"], "version": version}, status=202
-    )
+    return models.ReplayAccepted(event_id=event.event_id, replay_of=row["_id"], version=version)
 
 
 def received_from_log(
@@ -163,8 +174,14 @@ def received_from_log(
 DRY_RUN_TIMEOUT_S = 10.0
 
 
-@routes.post("/api/v1/connectors/{id}/events/{event_id}/dry-run")
-async def dry_run(request: web.Request) -> web.Response:
+@routes.operation(
+    "POST", EV + "/dry-run", "dryRunEvent",
+    "Run a logged event through a configuration without side effects", tag="events",
+    returns=models.DryRunResult, body=models.DryRun, body_required=False,
+    errors=(404, 422), extra_responses=((503, "No executor answered", models.Error),),
+    description="Every step is evaluated; actions are rendered, not sent.",
+)  # fmt: skip
+async def dry_run(request: web.Request, body: models.DryRun) -> models.DryRunResult:
     """Run a logged event through a configuration without side effects: every step is
     evaluated, actions are rendered but not sent; returns the execution log.
 
@@ -172,15 +189,14 @@ async def dry_run(request: web.Request) -> web.Response:
     try an unsaved configuration; default: the current one."""
     ctx = request.app[CTX]
     doc, row = await logged_event_or_404(request)
-    body = await body_json(request, optional=True)
     version = doc["version"]
-    if "config" in body:
-        config = msgspec.to_builtins(parse_config(body["config"], await known_for(ctx, doc["_id"])))
-    elif "version" in body:
-        kept = await ctx.store.get_version(doc["_id"], int_param(body["version"], "version"))
+    if body.config is not msgspec.UNSET:
+        config = msgspec.to_builtins(checked(body.config, await known_for(ctx, doc["_id"])))
+    elif body.version is not msgspec.UNSET:
+        kept = await ctx.store.get_version(doc["_id"], body.version)
         if kept is None:
             raise ApiError(422, "invalid_version", "version is not among the kept ones")
-        version, config = body["version"], kept["config"]
+        version, config = body.version, kept["config"]
     else:
         config = doc["config"]
     received = received_from_log(row, version, event_id=row["_id"], replay_of=None)
@@ -204,32 +220,36 @@ async def dry_run(request: web.Request) -> web.Response:
     result = jsonvalue.decode(reply.data)
     if "steps" not in result:
         raise ApiError(422, "dry_run_failed", str(result["error"]))
-    return web.json_response(
-        {
-            "event_id": row["_id"],
-            "version": version,
-            "status": result["status"],
-            "error": result.get("error"),
-            "execution": result["steps"],
-            "dry_run": True,
-        }
+    return models.DryRunResult(
+        event_id=row["_id"],
+        version=version,
+        status=result["status"],
+        error=result.get("error"),
+        execution=msgspec.convert(result["steps"], list[events.StepLog]),
     )
 
 
-@routes.get("/api/v1/connectors/{id}/stats")
-async def stats(request: web.Request) -> web.Response:
-    ctx = request.app[CTX]
+async def _stats(doc: dict[str, Any], store: Store) -> models.Stats:
+    counters = await store.get_stats(doc["_id"])
+    since = _iso(counters.pop("since")) or doc["created_at"].isoformat()
+    return models.Stats(**counters, since=since)
+
+
+@routes.operation(
+    "GET", CID + "/stats", "getStats", "Counters since creation or the last reset",
+    tag="stats", returns=models.Stats, errors=(404,),
+)  # fmt: skip
+async def stats(request: web.Request) -> models.Stats:
     doc = await connector_or_404(request)
-    counters = await ctx.store.get_stats(doc["_id"])
-    counters["since"] = _iso(counters["since"]) or doc["created_at"].isoformat()
-    return web.json_response(counters)
+    return await _stats(doc, request.app[CTX].store)
 
 
-@routes.post("/api/v1/connectors/{id}/stats/reset")
-async def reset(request: web.Request) -> web.Response:
+@routes.operation(
+    "POST", CID + "/stats/reset", "resetStats", "Start counting again", tag="stats",
+    returns=models.Stats, errors=(404,),
+)  # fmt: skip
+async def reset(request: web.Request) -> models.Stats:
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
     await ctx.store.reset_stats(doc["_id"], events.utcnow())
-    counters = await ctx.store.get_stats(doc["_id"])
-    counters["since"] = _iso(counters["since"])
-    return web.json_response(counters)
+    return await _stats(doc, ctx.store)

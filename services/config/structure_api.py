@@ -12,58 +12,64 @@ from aiohttp import web
 from libs.domain import events, paths, references, structure
 from libs.domain.connector import ConnectorConfig, FormatterStep, HttpStep, iter_steps
 from libs.infra.http import ApiError
-from services.config.context import CTX, body_json, connector_or_404
+from services.config import models
+from services.config.connectors_api import CID
+from services.config.context import CTX, connector_or_404
+from services.config.openapi import Routes
 
-routes = web.RouteTableDef()
-
-SYSTEM_ATTRIBUTES = [
-    {"path": "system.name", "type": "string", "label": "Contact name"},
-    {"path": "system.email", "type": "string", "label": "Contact email"},
-    {"path": "system.mobile", "type": "string", "label": "Contact mobile (E.164)"},
-    {"path": "system.time_zone", "type": "string", "label": "Contact time zone"},
-    {"path": "system.current_time", "type": "string", "label": "Current time (ISO 8601, UTC)"},
-]
-REQUEST_ATTRIBUTES = [
-    {"path": "method", "type": "string", "label": "HTTP method"},
-    {"path": "headers", "type": "object", "label": "Request headers (lower-case names)"},
-    {"path": "query", "type": "object", "label": "Query string parameters"},
-    {"path": "source_ip", "type": "string", "label": "Sender's address"},
-    {"path": "received_at", "type": "string", "label": "Receive time (ISO 8601)"},
-    {"path": "event_id", "type": "string", "label": "Event id"},
-]
+routes = Routes()
 
 
-def _view(doc: dict[str, Any], warnings: list[dict[str, str]] | None = None) -> dict[str, Any]:
+def _labelled(*rows: tuple[str, str, str]) -> list[models.Attribute]:
+    return [models.Attribute(path=path, type=kind, label=label) for path, kind, label in rows]
+
+
+SYSTEM_ATTRIBUTES = _labelled(
+    ("system.name", "string", "Contact name"),
+    ("system.email", "string", "Contact email"),
+    ("system.mobile", "string", "Contact mobile (E.164)"),
+    ("system.time_zone", "string", "Contact time zone"),
+    ("system.current_time", "string", "Current time (ISO 8601, UTC)"),
+)
+REQUEST_ATTRIBUTES = _labelled(
+    ("method", "string", "HTTP method"),
+    ("headers", "object", "Request headers (lower-case names)"),
+    ("query", "object", "Query string parameters"),
+    ("source_ip", "string", "Sender's address"),
+    ("received_at", "string", "Receive time (ISO 8601)"),
+    ("event_id", "string", "Event id"),
+)
+
+
+def _view(
+    doc: dict[str, Any], warnings: list[models.StructureWarning] | None = None
+) -> models.Structure:
     s = structure.from_document(doc)
-    out: dict[str, Any] = {
-        "sample": s.sample,
-        "schema": s.schema,
-        "fields": msgspec.to_builtins(s.fields),
-        "truncated": s.truncated,
-        "from_event": doc.get("from_event"),
-        "updated_at": doc["updated_at"].isoformat()
-        if isinstance(doc.get("updated_at"), datetime)
-        else None,
-    }
-    if warnings is not None:
-        out["warnings"] = warnings
-    return out
+    updated_at = doc.get("updated_at")
+    return models.Structure(
+        sample=s.sample,
+        schema=s.schema,
+        fields=s.fields,
+        truncated=s.truncated,
+        from_event=doc.get("from_event"),
+        updated_at=updated_at.isoformat() if isinstance(updated_at, datetime) else None,
+        warnings=msgspec.UNSET if warnings is None else warnings,
+    )
 
 
-def unresolved(config: ConnectorConfig, new: structure.Structure) -> list[dict[str, str]]:
+def unresolved(config: ConnectorConfig, new: structure.Structure) -> list[models.StructureWarning]:
     """Every mapping/step reference into the event that the new structure lacks."""
     known = {f.path for f in new.fields}
-    warnings = []
-    for where, path in references.event_references(config):
-        if path in known or paths.exists(new.sample, path):
-            continue
-        warnings.append(
-            {"path": where, "attribute": path, "message": f"{path} is not in the new structure"}
+    return [
+        models.StructureWarning(
+            path=where, attribute=path, message=f"{path} is not in the new structure"
         )
-    return warnings
+        for where, path in references.event_references(config)
+        if path not in known and not paths.exists(new.sample, path)
+    ]
 
 
-async def _replace(request: web.Request, document: Any, from_event: str | None) -> web.Response:
+async def _replace(request: web.Request, document: Any, from_event: str | None) -> models.Structure:
     ctx = request.app[CTX]
     connector = await connector_or_404(request)
     try:
@@ -73,33 +79,41 @@ async def _replace(request: web.Request, document: Any, from_event: str | None) 
     doc = structure.to_document(new, from_event=from_event) | {"updated_at": events.utcnow()}
     await ctx.store.replace_structure(connector["_id"], doc)
     config = msgspec.convert(connector["config"], ConnectorConfig)
-    return web.json_response(_view(doc, unresolved(config, new)))
+    return _view(doc, unresolved(config, new))
 
 
-@routes.get("/api/v1/connectors/{id}/structure")
-async def get_structure(request: web.Request) -> web.Response:
+@routes.operation(
+    "GET", CID + "/structure", "getStructure", "The learned structure", tag="structure",
+    returns=models.Structure, errors=(404,),
+    description="404 `no_structure` until the first event is received.",
+)  # fmt: skip
+async def get_structure(request: web.Request) -> models.Structure:
     connector = await connector_or_404(request)
     doc = await request.app[CTX].store.get_structure(connector["_id"])
     if doc is None:
         raise ApiError(
             404, "no_structure", "no structure yet: it is learned from the first event received"
         )
-    return web.json_response(_view(doc))
+    return _view(doc)
 
 
-@routes.put("/api/v1/connectors/{id}/structure")
-async def put_structure(request: web.Request) -> web.Response:
+@routes.operation(
+    "PUT", CID + "/structure", "replaceStructure", "Replace the code view by hand",
+    tag="structure", returns=models.Structure, body=models.StructureReplace,
+    errors=(404, 422), invalid="invalid_sample",
+)  # fmt: skip
+async def put_structure(request: web.Request, body: models.StructureReplace) -> models.Structure:
     """The code view replaced by hand: ``{"sample": <the event JSON>}``."""
-    body = await body_json(request)
-    if "sample" not in body:
-        raise ApiError(
-            422, "sample_required", 'send {"sample": {"body": ..., "custom_variables": {...}}}'
-        )
-    return await _replace(request, body["sample"], None)
+    return await _replace(request, body.sample, None)
 
 
-@routes.post("/api/v1/connectors/{id}/structure/from-event/{event_id}")
-async def remap_from_event(request: web.Request) -> web.Response:
+@routes.operation(
+    "POST", CID + "/structure/from-event/{event_id}", "remapFromEvent",
+    "Remap the structure from a logged event", tag="structure",
+    returns=models.Structure, errors=(404, 422),
+    description="`warnings` name every reference that no longer resolves.",
+)  # fmt: skip
+async def remap_from_event(request: web.Request) -> models.Structure:
     connector = await connector_or_404(request)
     row = await request.app[CTX].store.get_event(connector["_id"], request.match_info["event_id"])
     if row is None:
@@ -108,53 +122,49 @@ async def remap_from_event(request: web.Request) -> web.Response:
     return await _replace(request, document, row["_id"])
 
 
-@routes.get("/api/v1/connectors/{id}/attributes")
-async def attributes(request: web.Request) -> web.Response:
+@routes.operation(
+    "GET", CID + "/attributes", "listConnectorAttributes",
+    "Every attribute available to this connector, by kind", tag="structure",
+    returns=models.ConnectorAttributes, errors=(404,),
+)  # fmt: skip
+async def attributes(request: web.Request) -> models.ConnectorAttributes:
     ctx = request.app[CTX]
     connector = await connector_or_404(request)
     doc = await ctx.store.get_structure(connector["_id"])
-    event_attrs: list[dict[str, Any]] = []
+    event_attrs: list[models.Attribute] = []
     if doc is not None:
         event_attrs = [
-            {"path": f.path, "type": f.type, "example": f.example}
+            models.Attribute(path=f.path, type=f.type, example=f.example)
             for f in structure.from_document(doc).fields
         ]
-    if not any(a["path"] == "custom_variables" for a in event_attrs):
-        event_attrs.append({"path": "custom_variables", "type": "object", "example": None})
+    if not any(a.path == "custom_variables" for a in event_attrs):
+        event_attrs.append(models.Attribute(path="custom_variables", type="object", example=None))
     event_attrs.extend(REQUEST_ATTRIBUTES)
     defined = await ctx.store.find("attributes", {}, limit=1000)
     subscriber = [
-        {
-            "path": f"subscriber.{d['_id']}",
-            "type": d.get("type", "text"),
-            "label": d.get("description") or d["_id"],
-        }
+        models.Attribute(
+            path=f"subscriber.{d['_id']}",
+            type=d.get("type", "text"),
+            label=d.get("description") or d["_id"],
+        )
         for d in defined
     ]
     config = msgspec.convert(connector["config"], ConnectorConfig)
-    formatter: list[dict[str, Any]] = []
+    formatter: list[models.Attribute] = []
     for step in iter_steps(config.steps):
         if isinstance(step, FormatterStep):
             formatter.append(
-                {
-                    "path": f"formatter.{step.output}",
-                    "type": "any",
-                    "step_id": step.id,
-                    "op": step.op,
-                }
+                models.Attribute(
+                    path=f"formatter.{step.output}", type="any", step_id=step.id, op=step.op
+                )
             )
         elif isinstance(step, HttpStep):
-            formatter.append(
-                {"path": f"formatter.{step.id}.status", "type": "integer", "step_id": step.id}
-            )
-            formatter.append(
-                {"path": f"formatter.{step.id}.body", "type": "any", "step_id": step.id}
-            )
-    return web.json_response(
-        {
-            "event": event_attrs,
-            "system": SYSTEM_ATTRIBUTES,
-            "subscriber": subscriber,
-            "formatter": formatter,
-        }
+            formatter += [
+                models.Attribute(
+                    path=f"formatter.{step.id}.status", type="integer", step_id=step.id
+                ),
+                models.Attribute(path=f"formatter.{step.id}.body", type="any", step_id=step.id),
+            ]
+    return models.ConnectorAttributes(
+        event=event_attrs, system=SYSTEM_ATTRIBUTES, subscriber=subscriber, formatter=formatter
     )

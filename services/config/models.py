@@ -1,0 +1,601 @@
+"""The config API's request and response bodies, as msgspec Structs with constraints.
+
+One definition per shape: the handlers decode into these and return them, and the
+OpenAPI spec (``services.config.openapi``) is generated from them.  A constraint is
+stated once, with ``Meta``: msgspec enforces it when a body is decoded and writes it
+into the JSON Schema.  What a constraint alone cannot say is in ``Meta.extra``, read
+by :func:`decode`: ``code`` (the error code of this field's 4xx, as the API always
+answered), ``error`` (that error's message) and ``invalid`` (the problem's message).
+
+Timestamps are the ISO 8601 strings the API has always sent (``datetime.isoformat``),
+so they are ``str`` fields whose schema says ``date-time``.  A Struct's docstring is
+its schema's description, verbatim: one line each.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, TypeVar, get_args, get_origin
+
+import msgspec
+from msgspec import UNSET, Meta, Struct, UnsetType
+from msgspec.structs import FieldInfo
+
+from libs.domain import events
+from libs.domain.channels import SECRET_FIELDS, HttpChannel, SmtpChannel, WhatsAppChannel
+from libs.domain.connector import ConnectorConfig
+from libs.domain.structure import Field
+from libs.infra.http import ApiError
+from libs.infra.mongo.codec import INT64_MAX
+
+T = TypeVar("T")
+
+# ======================================================================== shared types
+
+Time = Annotated[str, Meta(extra_json_schema={"format": "date-time"})]
+VersionNumber = Annotated[
+    int, Meta(ge=1, le=INT64_MAX, description="Versions are MongoDB int64s, from 1.")
+]
+Count = Annotated[int, Meta(ge=0)]
+ATTRIBUTE_NAME = "^[a-z][a-z0-9_]{0,63}(?!\n)$"  # (?!\n): Python's $ also matches before \n
+CHANNEL_ID = "^[A-Za-z0-9_-]{1,64}(?!\n)$"
+EMAIL = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"  # surrounding blanks are trimmed
+MAX_NAME = 200
+MAX_DESCRIPTION = 1000
+EventStatusQuery = Literal["received", "succeeded", "failed"]
+EVENT_STATUSES = get_args(EventStatusQuery)
+
+
+def _extra(description: str | None = None, **extra: str) -> Meta:
+    """``Meta`` with what :func:`decode` reads: ``code``, ``error``, ``invalid``."""
+    return Meta(description=description, extra=extra)
+
+
+# ======================================================================== errors
+
+
+class Problem(Struct):
+    path: Annotated[str, Meta(description="JSON path of the problem, e.g. $.steps[0].when")]
+    message: str
+
+
+class ConnectorRef(Struct):
+    id: str
+    name: str
+
+
+class ErrorDetail(Struct, kw_only=True):
+    """Also `problems` (422), `latest_version` (stale save), `connectors` (channel in use)."""
+
+    code: Annotated[str, Meta(description="machine-readable, snake_case")]
+    message: Annotated[str, Meta(description="for humans")]
+    problems: list[Problem] | UnsetType = UNSET
+    latest_version: int | UnsetType | None = UNSET
+    connectors: list[ConnectorRef] | UnsetType = UNSET
+
+
+class Error(Struct):
+    """Every error of every Hookline API."""
+
+    error: ErrorDetail
+
+
+# ======================================================================== connectors
+
+ConnectorName = Annotated[
+    Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=r"\S")],
+    _extra(code="invalid_name", error="name must be a non-empty string of ≤ 200 characters"),
+]
+Config = Annotated[
+    ConnectorConfig | None,
+    _extra(
+        "Omitted or null: the default configuration.",
+        code="invalid_config",
+        error="the configuration is invalid",
+    ),
+]
+
+
+class Connector(Struct, kw_only=True):
+    id: str
+    name: str
+    url: Annotated[
+        str,
+        Meta(
+            description="The secret connecting URL (`<HOOKLINE_PUBLIC_URL>/c/<token>`).",
+            extra_json_schema={"format": "uri"},
+        ),
+    ]
+    version: VersionNumber
+    config: ConnectorConfig
+    created_at: Time
+    updated_at: Time
+
+
+class ConnectorList(Struct):
+    items: list[Connector]
+
+
+class ConnectorCreate(Struct, kw_only=True):
+    """Without `config`, the default configuration."""
+
+    config: Config = None  # checked before the name, as it always was
+    name: ConnectorName
+
+
+class ConnectorSave(Struct, kw_only=True):
+    version: Annotated[
+        VersionNumber,
+        _extra(
+            "The version this save is based on; 409 if it is not the latest.",
+            code="version_required",
+            error="the body must carry the integer `version` this save is based on",
+        ),
+    ]
+    config: Config = None
+    name: ConnectorName | UnsetType = UNSET
+
+
+class RotateUrl(Struct, kw_only=True):
+    grace_seconds: Annotated[
+        Annotated[int, Meta(ge=0, le=7 * 86400)],
+        _extra(
+            "How long the old URL keeps working (0: it dies at once).",
+            code="invalid_grace",
+            error="grace_seconds must be an integer in 0..604800",
+        ),
+    ] = 0
+
+
+class Version(Struct, kw_only=True):
+    version: int
+    saved_at: Time
+    config: ConnectorConfig
+
+
+class VersionList(Struct):
+    items: Annotated[list[Version], Meta(max_length=20)]
+
+
+# ======================================================================== structure
+
+
+class StructureWarning(Struct):
+    path: str
+    attribute: str
+    message: str
+
+
+class Structure(Struct, kw_only=True):
+    sample: Annotated[Any, Meta(description="The code view: the event JSON it came from.")]
+    schema: Annotated[dict[str, Any], Meta(description="JSON Schema (draft 2020-12) of the event.")]
+    fields: Annotated[list[Field], Meta(description="The design view.")]
+    truncated: Annotated[bool, Meta(description="A size bound cut the structure.")]
+    from_event: str | None
+    updated_at: Time | None
+    warnings: Annotated[
+        list[StructureWarning] | UnsetType,
+        Meta(
+            description="After a replacement: every mapping/step reference into the event "
+            "that the new structure lacks."
+        ),
+    ] = UNSET
+
+
+class StructureReplace(Struct, kw_only=True):
+    sample: Annotated[
+        Any,
+        _extra(
+            'The event JSON: {"body": ..., "custom_variables": {...}}.',
+            code="sample_required",
+            error='send {"sample": {"body": ..., "custom_variables": {...}}}',
+        ),
+    ]
+
+
+class Attribute(Struct, kw_only=True):
+    path: Annotated[str, Meta(description="What templates and filters refer to.")]
+    type: str
+    example: Any | UnsetType = UNSET
+    label: str | UnsetType = UNSET
+    step_id: str | UnsetType = UNSET
+    op: str | UnsetType = UNSET
+
+
+class ConnectorAttributes(Struct, kw_only=True):
+    event: list[Attribute]
+    system: list[Attribute]
+    subscriber: list[Attribute]
+    formatter: list[Attribute]
+
+
+# ======================================================================== events, stats
+
+
+class EventQuery(Struct, kw_only=True):
+    status: Annotated[
+        EventStatusQuery | UnsetType,
+        _extra("Only this status.", error=f"status must be one of {sorted(EVENT_STATUSES)}"),
+    ] = UNSET
+    limit: Annotated[
+        Annotated[int, Meta(ge=1, le=500)], _extra(error="limit must be an integer in 1..500")
+    ] = 50
+    before: Annotated[
+        str | UnsetType,
+        Meta(
+            description="An ISO 8601 time: only events received before it; or a page's "
+            "`next_before` cursor."
+        ),
+    ] = UNSET
+
+
+class EventSummary(Struct, kw_only=True):
+    event_id: str
+    received_at: Time | None
+    status: Annotated[
+        str | None, Meta(description="received, succeeded, failed, filtered or rejected")
+    ]
+    connector_version: int | None = None
+    error: str | None = None
+
+
+class EventList(Struct, kw_only=True):
+    items: list[EventSummary]
+    next_before: Annotated[
+        str | None,
+        Meta(
+            description="A cursor (`<received_at>,<event_id>`): pass it as ?before= for the "
+            "next (older) page; null on the last page."
+        ),
+    ]
+
+
+class RawBody(Struct, kw_only=True):
+    """The exact bytes received: as text when they are UTF-8, else base64."""
+
+    encoding: Literal["utf-8", "base64"]
+    data: str
+    size: Count
+
+
+class EventData(Struct, kw_only=True):
+    body: Any
+    custom_variables: Any
+
+
+class EventDetail(EventSummary, kw_only=True):
+    """One logged event, its parts as the pipeline carried them (a degraded one: some)."""
+
+    request: Annotated[dict[str, Any] | None, Meta(description="See Request.")]
+    raw_body: RawBody | None
+    degraded: Annotated[str | None, Meta(description="Why parts were not stored.")]
+    event: EventData
+    mapping: Annotated[dict[str, Any] | None, Meta(description="See MappingResult.")]
+    drift: Annotated[dict[str, Any] | None, Meta(description="See DriftReport.")]
+    execution: Annotated[
+        list[dict[str, Any]], Meta(description="One StepLog per step that ran or was skipped.")
+    ]
+    attempts: int | None
+    replay_of: str | None
+    outcome_at: Time | None
+
+
+OptionalVersion = Annotated[
+    VersionNumber | UnsetType,
+    _extra(
+        "A kept version (default: the current).",
+        code="invalid_version",
+        error="version must be a positive integer",
+    ),
+]
+
+
+class Replay(Struct, kw_only=True):
+    version: OptionalVersion = UNSET
+
+
+class ReplayAccepted(Struct, kw_only=True):
+    event_id: str
+    replay_of: str
+    version: int
+
+
+class DryRun(Struct, kw_only=True):
+    """`config` (an unsaved configuration) wins over `version`."""
+
+    version: OptionalVersion = UNSET
+    config: Config | UnsetType = UNSET
+
+
+class DryRunResult(Struct, kw_only=True):
+    event_id: str
+    version: int
+    status: str
+    error: str | None
+    execution: list[events.StepLog]
+    dry_run: Literal[True] = True
+
+
+class Stats(Struct, kw_only=True):
+    received: Count
+    succeeded: Count
+    failed: Count
+    duplicates: Count
+    rejected: Count
+    since: Annotated[Time, Meta(description="Counting started then: creation or the last reset.")]
+
+
+# ======================================================================== CRM
+
+
+class ContactQuery(Struct, kw_only=True):
+    mobile: Annotated[
+        str, Meta(description="Any format; normalised to E.164 (default region US).")
+    ] = ""
+    email: Annotated[str, Meta(description="Compared case-insensitively.")] = ""
+    limit: Annotated[
+        Annotated[int, Meta(ge=1, le=200)], _extra(error="limit must be an integer in 1..200")
+    ] = 50
+
+
+class Contact(Struct, kw_only=True):
+    id: str
+    name: str | None = None
+    email: str | None = None
+    mobile: Annotated[str | None, Meta(description="E.164")] = None
+    time_zone: str | None = None
+    attributes: Annotated[dict[str, Any], Meta(description="Subscriber attributes by name.")]
+    owner: str | None = None
+    channel: str | None = None
+    created_at: Time | None = None
+    updated_at: Time | None = None
+
+
+class ContactList(Struct):
+    items: list[Contact]
+
+
+AttributeType = Literal["text", "number", "date", "boolean"]
+
+
+class SubscriberAttribute(Struct, kw_only=True):
+    name: str
+    type: AttributeType
+    description: str
+    created_at: Time | None
+
+
+class SubscriberAttributeList(Struct):
+    items: list[SubscriberAttribute]
+
+
+class SubscriberAttributeCreate(Struct, kw_only=True, forbid_unknown_fields=True):
+    name: Annotated[
+        Annotated[str, Meta(pattern=ATTRIBUTE_NAME)],
+        _extra(
+            invalid="must be a lower-case letter followed by up to 63 lower-case letters, "
+            "digits or underscores (e.g. city, plan_2)"
+        ),
+    ]
+    type: Annotated[AttributeType, _extra(invalid="must be one of text, number, date, boolean")]
+    description: Annotated[
+        Annotated[str, Meta(max_length=MAX_DESCRIPTION)] | None,
+        _extra(invalid=f"must be a string of ≤ {MAX_DESCRIPTION} characters"),
+    ] = ""
+
+
+class Agent(Struct, kw_only=True):
+    email: str
+    name: str
+    created_at: Time | None
+
+
+class AgentList(Struct):
+    items: list[Agent]
+
+
+class AgentCreate(Struct, kw_only=True, forbid_unknown_fields=True):
+    email: Annotated[
+        Annotated[str, Meta(pattern=EMAIL, max_length=254)],
+        _extra(invalid="must be an email address (name@example.com)"),
+    ]
+    name: Annotated[
+        Annotated[str, Meta(max_length=MAX_NAME)] | None,
+        _extra(invalid=f"must be a string of ≤ {MAX_NAME} characters"),
+    ] = ""
+
+
+# Channels: the request bodies are the channel Structs' own fields (libs.domain.channels),
+# with ``id`` optional on create (generated) and the secrets optional on replace (kept).
+# Fields other than the required ones are left out when not sent, so a replacement can
+# tell what the client changed.
+CHANNEL_STRUCTS = (WhatsAppChannel, SmtpChannel, HttpChannel)
+ChannelId = Annotated[
+    Annotated[str, Meta(pattern=CHANNEL_ID)] | None,
+    _extra(
+        "Unique; generated (ch_…) when omitted.",
+        invalid="must be 1-64 characters: letters, digits, '_' or '-'",
+    ),
+]
+
+
+def _channel_body(struct: type[Struct], suffix: str, optional: tuple[str, ...]) -> type[Struct]:
+    fields: list[tuple[str, Any] | tuple[str, Any, Any]] = []
+    for f in msgspec.structs.fields(struct):
+        kind: Any = ChannelId if f.name == "id" else f.type
+        if f.required and f.name not in optional:
+            fields.append((f.name, kind))
+        else:
+            fields.append((f.name, kind | UnsetType, UNSET))
+    config = struct.__struct_config__
+    return msgspec.defstruct(
+        struct.__name__ + suffix,
+        fields,
+        tag=config.tag,
+        tag_field=config.tag_field,
+        kw_only=True,
+        forbid_unknown_fields=True,
+        module=__name__,
+    )
+
+
+CHANNEL_CREATE = {
+    str(s.__struct_config__.tag): _channel_body(s, "Create", ("id",)) for s in CHANNEL_STRUCTS
+}
+CHANNEL_REPLACE = {
+    str(s.__struct_config__.tag): _channel_body(s, "Replace", ("id", *SECRET_FIELDS))
+    for s in CHANNEL_STRUCTS
+}
+# The unions the spec documents (a body's ``type`` picks the member).
+
+
+def _union(members: Any) -> Any:
+    out = None
+    for member in members:
+        out = member if out is None else out | member
+    return out
+
+
+ChannelCreate: Any = Annotated[
+    _union(CHANNEL_CREATE.values()),
+    Meta(description="A new channel; `id` is generated (ch_…) when omitted."),
+]
+ChannelReplace: Any = Annotated[
+    _union(CHANNEL_REPLACE.values()),
+    Meta(
+        description="The whole channel. Secrets omitted, or sent back redacted as GET "
+        "showed them ('…' + last 4), keep their stored value; `id` and `type` cannot change."
+    ),
+]
+ChannelView = Annotated[
+    WhatsAppChannel | SmtpChannel | HttpChannel,
+    Meta(
+        description="A channel as the API shows it: secrets (`access_token`, `password`) "
+        "redacted to '…' + their last 4 characters, HTTP header values to '…'."
+    ),
+]
+
+
+class ChannelList(Struct):
+    items: list[ChannelView]
+
+
+# ======================================================================== ops
+
+
+class Health(Struct):
+    status: Literal["ok"]
+
+
+class Ready(Struct):
+    ready: bool
+
+
+# ======================================================================== decoding
+
+
+def problem_of(exc: msgspec.ValidationError, prefix: str = "$") -> tuple[str, str]:
+    """msgspec says "Expected `int`, got `str` - at `$.port`": (path, what)."""
+    text = str(exc)
+    what, sep, where = text.rpartition(" - at `")
+    if sep and where.endswith("`"):
+        return prefix + where[1:-1], what
+    return prefix, text
+
+
+def _extras(kind: Any) -> dict[str, str]:
+    """The ``Meta(extra=...)`` of a field's type, outermost first, through unions."""
+    out: dict[str, str] = {}
+    if get_origin(kind) is Annotated:
+        inner, *metadata = get_args(kind)
+        for meta in metadata:
+            if isinstance(meta, Meta) and meta.extra:
+                out = {**meta.extra, **out}
+        return {**_extras(inner), **out}
+    for arg in get_args(kind):
+        out = {**_extras(arg), **out}
+    return out
+
+
+def _field_problems(
+    model: type[Struct], raw: Mapping[str, Any], strict: bool
+) -> list[tuple[str, str, FieldInfo | None]]:
+    """Every problem of ``raw`` as ``model``, field by field: (path, message, field)."""
+    fields = msgspec.structs.fields(model)
+    config = model.__struct_config__
+    known = {f.encode_name for f in fields} | {config.tag_field}
+    found: list[tuple[str, str, FieldInfo | None]] = []
+    if config.forbid_unknown_fields:
+        found += [(f"$.{k}", "unknown field", None) for k in sorted(set(raw) - known)]
+    for f in fields:
+        extra = _extras(f.type)
+        path = f"$.{f.encode_name}"
+        if f.encode_name not in raw:
+            if f.required:
+                found.append((path, extra.get("invalid", "required"), f))
+            continue
+        try:
+            msgspec.convert(raw[f.encode_name], f.type, strict=strict)
+        except msgspec.ValidationError as exc:
+            where, what = problem_of(exc, path)
+            found.append((where, extra.get("invalid", what), f))
+    return found
+
+
+def decode(
+    model: type[T], raw: Mapping[str, Any], code: str, *, status: int = 422, strict: bool = True
+) -> T:
+    """``raw`` (a JSON object) as ``model``, or the API's 4xx naming every problem.
+
+    A field whose ``Meta.extra`` has a ``code`` answers with that code (the first such
+    field in declaration order wins); otherwise ``code``, with every problem listed."""
+    members = _tagged(model)
+    if members is not None:
+        tag_field, by_tag = members
+        tag = raw.get(tag_field)
+        if not isinstance(tag, str) or tag not in by_tag:
+            path, what = f"$.{tag_field}", f"must be one of {', '.join(by_tag)}"
+            raise ApiError(status, code, f"{path}: {what}", problems=[_problem(path, what)])
+        model = by_tag[tag]
+    try:
+        return msgspec.convert(raw, model, strict=strict)
+    except msgspec.ValidationError as exc:
+        if not isinstance(model, type) or not issubclass(model, Struct):
+            path, what = problem_of(exc)
+            raise ApiError(
+                status, code, f"{path}: {what}", problems=[_problem(path, what)]
+            ) from None
+        found = _field_problems(model, raw, strict) or [(*problem_of(exc), None)]
+    for path, message, f in found:
+        extra = _extras(f.type) if f is not None else {}
+        if "code" in extra or "error" in extra:
+            raise ApiError(
+                status,
+                extra.get("code", f"invalid_{f.encode_name if f else 'body'}"),
+                extra.get("error", message),
+                problems=[_problem(path, message)],
+            ) from None
+    raise ApiError(
+        status,
+        code,
+        "; ".join(f"{path}: {message}" for path, message, _ in found),
+        problems=[_problem(path, message) for path, message, _ in found],
+    )
+
+
+def _tagged(model: Any) -> tuple[str, dict[str, Any]] | None:
+    """(tag field, member by tag) of a union of tagged Structs, else None."""
+    while get_origin(model) is Annotated:
+        model = get_args(model)[0]
+    members = get_args(model)
+    if not members or not all(isinstance(m, type) and issubclass(m, Struct) for m in members):
+        return None
+    configs = [m.__struct_config__ for m in members]
+    fields = {c.tag_field for c in configs}
+    if len(fields) != 1 or None in fields:
+        return None
+    return str(configs[0].tag_field), {str(c.tag): m for c, m in zip(configs, members, strict=True)}
+
+
+def _problem(path: str, message: str) -> dict[str, str]:
+    return {"path": path, "message": message}
