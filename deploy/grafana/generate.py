@@ -54,6 +54,27 @@ def _targets(queries: list[tuple[str, str]]) -> list[dict[str, Any]]:
     return [target(expr, legend, chr(ord("A") + i)) for i, (expr, legend) in enumerate(queries)]
 
 
+def _panel(
+    kind: str,
+    title: str,
+    description: str,
+    defaults: dict[str, Any],
+    options: dict[str, Any],
+    queries: list[tuple[str, str]],
+    size: tuple[int, int],
+) -> Panel:
+    return {
+        "type": kind,
+        "title": title,
+        "description": description,
+        "datasource": DATASOURCE,
+        "fieldConfig": {"defaults": defaults, "overrides": []},
+        "options": options,
+        "targets": _targets(queries),
+        "_size": size,
+    }
+
+
 def timeseries(
     title: str,
     queries: list[tuple[str, str]],
@@ -71,19 +92,11 @@ def timeseries(
     }
     if max_value is not None:
         defaults["max"] = max_value
-    return {
-        "type": "timeseries",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
-            "tooltip": {"mode": "multi", "sort": "desc"},
-        },
-        "targets": _targets(queries),
-        "_size": (width, height),
+    options = {
+        "legend": {"displayMode": "list", "placement": "bottom", "showLegend": True},
+        "tooltip": {"mode": "multi", "sort": "desc"},
     }
+    return _panel("timeseries", title, description, defaults, options, queries, (width, height))
 
 
 def stat(
@@ -105,23 +118,15 @@ def stat(
     }
     if decimals is not None:
         defaults["decimals"] = decimals
-    return {
-        "type": "stat",
-        "title": title,
-        "description": description,
-        "datasource": DATASOURCE,
-        "fieldConfig": {"defaults": defaults, "overrides": []},
-        "options": {
-            "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
-            "colorMode": "value",
-            "graphMode": "area",
-            "justifyMode": "auto",
-            "orientation": "auto",
-            "textMode": "auto",
-        },
-        "targets": _targets([(expr, "")]),
-        "_size": (width, height),
+    options = {
+        "reduceOptions": {"calcs": ["lastNotNull"], "fields": "", "values": False},
+        "colorMode": "value",
+        "graphMode": "area",
+        "justifyMode": "auto",
+        "orientation": "auto",
+        "textMode": "auto",
     }
+    return _panel("stat", title, description, defaults, options, [(expr, "")], (width, height))
 
 
 def layout(rows: list[tuple[str, list[Panel]]]) -> list[Panel]:
@@ -206,6 +211,27 @@ def lag_queries() -> list[tuple[str, str]]:
 def quantile(q: float, metric: str, by: str = "") -> str:
     labels = f"le, {by}" if by else "le"
     return f"histogram_quantile({q}, sum by ({labels}) (rate({metric}_bucket[{RATE}])))"
+
+
+def rate(metric: str, by: str = "") -> str:
+    """Per second over the rate interval, summed (``by`` these labels, if any)."""
+    grouping = f" by ({by}) " if by else ""
+    return f"sum{grouping}(rate({metric}[{RATE}]))"
+
+
+def by(label: str, metric: str) -> tuple[str, str]:
+    """A query (and its legend) of ``metric`` per second, one series per ``label`` value."""
+    return rate(metric, label), f"{{{{{label}}}}}"
+
+
+def percentiles(metric: str, qs: tuple[float, ...], by: str = "") -> list[tuple[str, str]]:
+    """Queries of a histogram's quantiles, legends ``p50`` (``p50 {{label}}`` ``by`` one)."""
+    suffix = f" {{{{{by}}}}}" if by else ""
+    return [(quantile(q, metric, by), f"p{round(q * 100)}{suffix}") for q in qs]
+
+
+def per_second(title: str, queries: list[tuple[str, str]], width: int = 12) -> Panel:
+    return timeseries(title, queries, unit="reqps", width=width)
 
 
 def ratio(status: str, by: str = "", selector: str = "") -> str:
@@ -325,48 +351,35 @@ def connector_stats() -> dict[str, Any]:
 
     accepted = total("hookline_ingest_requests_total", ',status=~"2.."')
     duplicates = total("hookline_ingest_duplicates_total", "")
+
+    def count(title: str, expr: str, **options: Any) -> Panel:
+        """A whole number over the range, 0 while there is no series yet."""
+        return stat(title, f"{expr} or vector(0)", decimals=0, width=4, **options)
+
+    alarm = [(None, "green"), (1, "red")]
     stats = [
-        stat(
+        count(
             "Received",
-            f"({accepted} - ({duplicates} or vector(0))) or vector(0)",
-            decimals=0,
-            width=4,
+            f"({accepted} - ({duplicates} or vector(0)))",
             description="Requests stored as new events (2xx answers minus duplicates).",
         ),
-        stat(
-            "Succeeded",
-            total("hookline_executor_events_total", ',status="succeeded"') + " or vector(0)",
-            decimals=0,
-            width=4,
+        count("Succeeded", total("hookline_executor_events_total", ',status="succeeded"')),
+        count(
+            "Failed", total("hookline_executor_events_total", ',status="failed"'), thresholds=alarm
         ),
-        stat(
-            "Failed",
-            total("hookline_executor_events_total", ',status="failed"') + " or vector(0)",
-            decimals=0,
-            width=4,
-            thresholds=[(None, "green"), (1, "red")],
-        ),
-        stat(
+        count(
             "Duplicates",
-            duplicates + " or vector(0)",
-            decimals=0,
-            width=4,
+            duplicates,
             description="Re-sends dropped by the idempotency key (answered 2xx, not stored).",
         ),
-        stat(
+        count(
             "Rejected",
-            total("hookline_ingest_requests_total", ',status=~"4.."') + " or vector(0)",
-            decimals=0,
-            width=4,
+            total("hookline_ingest_requests_total", ',status=~"4.."'),
             description="Requests answered 4xx: bad body, too large, rate limited.",
             thresholds=[(None, "green"), (1, "orange")],
         ),
-        stat(
-            "Dead-lettered",
-            total("hookline_executor_dead_lettered_total", "") + " or vector(0)",
-            decimals=0,
-            width=4,
-            thresholds=[(None, "green"), (1, "red")],
+        count(
+            "Dead-lettered", total("hookline_executor_dead_lettered_total", ""), thresholds=alarm
         ),
     ]
     by_connector = [
@@ -475,113 +488,69 @@ def pipeline_health() -> dict[str, Any]:
         ),
     ]
     ingest = [
-        timeseries(
-            "Requests per second by status",
-            [
-                (
-                    f"sum by (status) (rate(hookline_ingest_requests_total[{RATE}]))",
-                    "{{status}}",
-                )
-            ],
-            unit="reqps",
-            width=6,
+        per_second(
+            "Requests per second by status", [by("status", "hookline_ingest_requests_total")], 6
         ),
-        timeseries(
+        per_second(
             "Store failures (answered 503) per second",
-            [(f"sum(rate(hookline_ingest_store_failures_total[{RATE}]))", "no JetStream ack")],
-            unit="reqps",
-            width=6,
+            [(rate("hookline_ingest_store_failures_total"), "no JetStream ack")],
+            6,
         ),
         timeseries(
             "Store latency",
-            [
-                (quantile(q, "hookline_ingest_store_seconds"), f"p{round(q * 100)}")
-                for q in (0.5, 0.9, 0.99)
-            ],
+            percentiles("hookline_ingest_store_seconds", (0.5, 0.9, 0.99)),
             unit="s",
             width=6,
         ),
         timeseries(
             "Request body size",
-            [
-                (quantile(q, "hookline_ingest_body_bytes"), f"p{round(q * 100)}")
-                for q in (0.5, 0.99)
-            ],
+            percentiles("hookline_ingest_body_bytes", (0.5, 0.99)),
             unit="bytes",
             width=6,
         ),
     ]
     mapper = [
-        timeseries(
+        per_second(
             "Mapper messages per second by outcome",
-            [
-                (
-                    f"sum by (outcome) (rate(hookline_mapper_messages_total[{RATE}]))",
-                    "{{outcome}}",
-                )
-            ],
-            unit="reqps",
-            width=8,
+            [by("outcome", "hookline_mapper_messages_total")],
+            8,
         ),
-        timeseries(
+        per_second(
             "Redeliveries per second",
             [
-                (f"sum(rate(hookline_mapper_redeliveries_total[{RATE}]))", "mapper"),
-                (f"sum(rate(hookline_executor_redeliveries_total[{RATE}]))", "executor"),
+                (rate(f"hookline_{service}_redeliveries_total"), service)
+                for service in ("mapper", "executor")
             ],
-            unit="reqps",
-            width=8,
+            8,
         ),
-        timeseries(
+        per_second(
             "Structures learned and drift per second",
             [
-                (f"sum(rate(hookline_mapper_structures_learned_total[{RATE}]))", "learned"),
-                (f"sum(rate(hookline_mapper_drift_total[{RATE}]))", "drift"),
+                (rate("hookline_mapper_structures_learned_total"), "learned"),
+                (rate("hookline_mapper_drift_total"), "drift"),
             ],
-            unit="reqps",
-            width=8,
+            8,
         ),
     ]
     executor = [
-        timeseries(
+        per_second(
             "Executor messages per second by outcome",
-            [
-                (
-                    f"sum by (outcome) (rate(hookline_executor_messages_total[{RATE}]))",
-                    "{{outcome}}",
-                )
-            ],
-            unit="reqps",
-            width=6,
+            [by("outcome", "hookline_executor_messages_total")],
+            6,
         ),
-        timeseries(
-            "Steps per second by type",
-            [
-                (
-                    f"sum by (step_type) (rate(hookline_executor_step_seconds_count[{RATE}]))",
-                    "{{step_type}}",
-                )
-            ],
-            unit="reqps",
-            width=6,
+        per_second(
+            "Steps per second by type", [by("step_type", "hookline_executor_step_seconds_count")], 6
         ),
         timeseries(
             "Step duration by type",
-            [
-                (
-                    quantile(q, "hookline_executor_step_seconds", "step_type"),
-                    f"p{p} {{{{step_type}}}}",
-                )
-                for q, p in ((0.5, 50), (0.99, 99))
-            ],
+            percentiles("hookline_executor_step_seconds", (0.5, 0.99), "step_type"),
             unit="s",
             width=6,
         ),
-        timeseries(
+        per_second(
             "Dead-lettered per second",
-            [(f"sum(rate(hookline_executor_dead_lettered_total[{RATE}]))", "dead-lettered")],
-            unit="reqps",
-            width=6,
+            [(rate("hookline_executor_dead_lettered_total"), "dead-lettered")],
+            6,
         ),
     ]
     consumers = [
@@ -590,27 +559,20 @@ def pipeline_health() -> dict[str, Any]:
             lag_queries(),
             description="Per durable consumer; every instance reports the same number, hence max.",
         ),
-        timeseries(
+        per_second(
             "Projector messages per second",
-            [
-                (
-                    f"sum by (projection) (rate(hookline_config_projected_messages_total[{RATE}]))",
-                    "{{projection}}",
-                )
-            ],
-            unit="reqps",
+            [by("projection", "hookline_config_projected_messages_total")],
         ),
     ]
     config_api = [
-        timeseries(
+        per_second(
             "Config API requests per second",
             [
                 (
-                    f"sum by (route, status) (rate(hookline_config_requests_total[{RATE}]))",
+                    rate("hookline_config_requests_total", "route, status"),
                     "{{route}} {{status}}",
                 )
             ],
-            unit="reqps",
         ),
         timeseries(
             "Config API latency p99 by route",

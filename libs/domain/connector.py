@@ -8,11 +8,19 @@ event context (see ``libs.domain.paths``): ``body.customer.phone``,
 ``subscriber.city``, ``formatter.<output>``.  Free text (messages, bodies,
 URLs, headers, responses) is a Jinja2 template rendered in the sandbox
 (``libs.domain.templating``) over the same context.
+
+Which step fields are templates is said here, once, by each step type:
+``TEMPLATES`` (rendered over the event context; a dict's values or a list's items
+when the field is a dict or a list), ``PATHS`` (attribute paths, read as they are)
+and ``LITERALS`` (everything else: ids, options, nested structures; never
+rendered).  Validation, references and the executor all read these tuples, and
+``walk`` is the one walk over the step tree.
 """
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from collections.abc import Iterator
+from typing import Any, ClassVar, Literal, NamedTuple
 
 import msgspec
 
@@ -62,6 +70,10 @@ class Group(msgspec.Struct, forbid_unknown_fields=True):
 class FilterStep(msgspec.Struct, tag="filter", tag_field="type", forbid_unknown_fields=True):
     """Stops the branch it sits in when ``when`` is false."""
 
+    TEMPLATES: ClassVar[tuple[str, ...]] = ()
+    PATHS: ClassVar[tuple[str, ...]] = ()
+    LITERALS: ClassVar[tuple[str, ...]] = ("id", "when")
+
     id: str
     when: Group
 
@@ -74,6 +86,10 @@ class FormatterStep(msgspec.Struct, tag="formatter", tag_field="type", forbid_un
     are that formatter's parameters.
     """
 
+    TEMPLATES: ClassVar[tuple[str, ...]] = ("input",)
+    PATHS: ClassVar[tuple[str, ...]] = ()
+    LITERALS: ClassVar[tuple[str, ...]] = ("id", "output", "op", "options")
+
     id: str
     output: str
     op: str
@@ -83,6 +99,10 @@ class FormatterStep(msgspec.Struct, tag="formatter", tag_field="type", forbid_un
 
 class HttpStep(msgspec.Struct, tag="http", tag_field="type", forbid_unknown_fields=True):
     """An outbound HTTP request; its response becomes ``formatter.<id>.status/body``."""
+
+    TEMPLATES: ClassVar[tuple[str, ...]] = ("url", "headers", "body")
+    PATHS: ClassVar[tuple[str, ...]] = ()
+    LITERALS: ClassVar[tuple[str, ...]] = ("id", "method", "channel", "timeout_s")
 
     id: str
     url: str
@@ -94,6 +114,10 @@ class HttpStep(msgspec.Struct, tag="http", tag_field="type", forbid_unknown_fiel
 
 
 class EmailStep(msgspec.Struct, tag="email", tag_field="type", forbid_unknown_fields=True):
+    TEMPLATES: ClassVar[tuple[str, ...]] = ("to", "subject", "text", "html")
+    PATHS: ClassVar[tuple[str, ...]] = ("channel_from",)
+    LITERALS: ClassVar[tuple[str, ...]] = ("id", "channel")
+
     id: str
     to: str
     subject: str
@@ -104,6 +128,10 @@ class EmailStep(msgspec.Struct, tag="email", tag_field="type", forbid_unknown_fi
 
 
 class WhatsAppStep(msgspec.Struct, tag="whatsapp", tag_field="type", forbid_unknown_fields=True):
+    TEMPLATES: ClassVar[tuple[str, ...]] = ("to", "text", "template_name", "template_params")
+    PATHS: ClassVar[tuple[str, ...]] = ("channel_from",)
+    LITERALS: ClassVar[tuple[str, ...]] = ("id", "template_language", "channel")
+
     id: str
     to: str
     text: str = ""
@@ -117,6 +145,12 @@ class WhatsAppStep(msgspec.Struct, tag="whatsapp", tag_field="type", forbid_unkn
 class UpdateContactStep(
     msgspec.Struct, tag="update_contact", tag_field="type", forbid_unknown_fields=True
 ):
+    """Sets fields of the event's contact: a system field or a subscriber attribute."""
+
+    TEMPLATES: ClassVar[tuple[str, ...]] = ("fields",)
+    PATHS: ClassVar[tuple[str, ...]] = ()
+    LITERALS: ClassVar[tuple[str, ...]] = ("id",)
+
     id: str
     fields: dict[str, str] = msgspec.field(default_factory=dict)  # contact field -> template
 
@@ -124,12 +158,22 @@ class UpdateContactStep(
 class AssignOwnerStep(
     msgspec.Struct, tag="assign_owner", tag_field="type", forbid_unknown_fields=True
 ):
+    """Makes an agent (by email) the owner of the event's contact."""
+
+    TEMPLATES: ClassVar[tuple[str, ...]] = ("agent_email",)
+    PATHS: ClassVar[tuple[str, ...]] = ()
+    LITERALS: ClassVar[tuple[str, ...]] = ("id",)
+
     id: str
     agent_email: str  # template: static email or e.g. "{{ body.owner_email }}"
 
 
 class BranchStep(msgspec.Struct, tag="branch", tag_field="type", forbid_unknown_fields=True):
     """A nested list of steps; a failed filter inside stops only this branch."""
+
+    TEMPLATES: ClassVar[tuple[str, ...]] = ()
+    PATHS: ClassVar[tuple[str, ...]] = ()
+    LITERALS: ClassVar[tuple[str, ...]] = ("id", "steps")
 
     id: str
     steps: list[Step] = msgspec.field(default_factory=list)
@@ -158,7 +202,14 @@ class ResponseConfig(msgspec.Struct, forbid_unknown_fields=True):
 
 
 class FieldMapping(msgspec.Struct, forbid_unknown_fields=True):
-    """Field mapping (F6): contact fields from attributes (paths or templates)."""
+    """Field mapping (F6): contact fields from attributes (paths or templates).
+
+    ``SOURCES`` are the single-valued fields that read the event (a path, or a
+    template when the value contains ``{{`` or ``{%``); ``attributes`` maps
+    subscriber attributes the same way.  ``channel`` and ``default_region`` are literal.
+    """
+
+    SOURCES: ClassVar[tuple[str, ...]] = ("mobile", "email", "name", "channel_from", "owner_from")
 
     mobile: str | None = None
     email: str | None = None
@@ -193,11 +244,56 @@ class ConnectorSnapshot(msgspec.Struct, kw_only=True):
     deleted: bool = False
 
 
+class StepAt(NamedTuple):
+    """One step of the tree and where it sits: ``where`` is its JSON path
+    (``$.steps[1].steps[0]``), ``branch`` the path of the list that holds it
+    (``$.steps[1].steps``)."""
+
+    where: str
+    step: Step
+    branch: str
+
+
+def walk(steps: list[Step], at: str = "$.steps") -> Iterator[StepAt]:
+    """The walk over the step tree: every step in run order (depth first, a branch
+    before the steps inside it), with its place.  Validation, references, listings and
+    the executor all walk with this."""
+    for i, step in enumerate(steps):
+        where = f"{at}[{i}]"
+        yield StepAt(where, step, at)
+        if isinstance(step, BranchStep):
+            yield from walk(step.steps, f"{where}.steps")
+
+
 def iter_steps(steps: list[Step]) -> list[Step]:
     """Every step, depth first, branches included (for validation and listings)."""
-    out: list[Step] = []
-    for step in steps:
-        out.append(step)
-        if isinstance(step, BranchStep):
-            out.extend(iter_steps(step.steps))
-    return out
+    return [at.step for at in walk(steps)]
+
+
+class Source(NamedTuple):
+    """One value of a step that reads the event: ``field`` names it (``url``,
+    ``headers.X-Shop``, ``template_params[0]``), ``text`` is a template when
+    ``template``, else an attribute path."""
+
+    field: str
+    text: str
+    template: bool
+
+
+def sources(step: Step) -> Iterator[Source]:
+    """Every template and attribute path of a step, in field order (unset ones left out)."""
+    for name in step.__struct_fields__:
+        value = getattr(step, name)
+        if name in step.PATHS:
+            if isinstance(value, str) and value:
+                yield Source(name, value, False)
+        elif name not in step.TEMPLATES:
+            continue
+        elif isinstance(value, str):
+            yield Source(name, value, True)
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                yield Source(f"{name}.{key}", item, True)
+        elif isinstance(value, list):
+            for k, item in enumerate(value):
+                yield Source(f"{name}[{k}]", item, True)

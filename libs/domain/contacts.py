@@ -14,23 +14,38 @@ import phonenumbers
 
 __all__ = [
     "ATTRIBUTE_NAME",
+    "ATTRIBUTE_NAME_PATTERN",
     "CONTACT_FIELDS",
+    "EMAIL_INPUT_PATTERN",
+    "EMAIL_PATTERN",
     "NO_IDENTITY",
     "ContactError",
     "InvalidField",
     "MobileTaken",
     "Plan",
     "email_contact_id",
+    "is_attribute_name",
     "normalize_email",
     "normalize_mobile",
 ]
 
 NO_IDENTITY = "no mobile number or email in the event"
-# Subscriber attribute names (the same rule as the config API's validation).
-ATTRIBUTE_NAME = re.compile(r"^[a-z][a-z0-9_]{0,63}$")
+# Subscriber attribute names: the one rule, for the config API, the field mapping,
+# the contacts repository and the OpenAPI schema.  A pattern string, so a msgspec
+# ``Meta(pattern=...)`` and JSON Schema (both search, hence the anchors) can use it;
+# ``(?!\n)``: ``$`` would also match before a final newline.
+ATTRIBUTE_NAME_PATTERN = "^[a-z][a-z0-9_]{0,63}(?!\n)$"
+ATTRIBUTE_NAME = re.compile(ATTRIBUTE_NAME_PATTERN)
 # The system fields of a contact that ``update_fields`` may set by name.
 CONTACT_FIELDS = ("name", "email", "mobile", "time_zone", "owner", "channel")
-_EMAIL = re.compile(r"^[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+$")
+# An email address once trimmed and lower-cased (see ``normalize_email``): one ``@``, a
+# dot in the domain, no spaces, brackets or separators.
+_EMAIL_CORE = r"[^@\s<>()\[\],;:\"]+@[^@\s<>()\[\],;:\"]+\.[^@\s<>()\[\],;:\".]+"
+EMAIL_PATTERN = rf"^{_EMAIL_CORE}(?!\n)$"
+# The same rule for an address as sent, before ``normalize_email`` trims it (the config
+# API's schema): blanks around it are allowed, nothing else.
+EMAIL_INPUT_PATTERN = rf"^\s*{_EMAIL_CORE}\s*$"
+_EMAIL = re.compile(EMAIL_PATTERN)
 _MAX_MOBILE_CHARS = 64
 _MAX_EMAIL_CHARS = 254
 # Ids of contacts created from an email alone: uuid5(namespace, email).
@@ -59,6 +74,11 @@ class Plan(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # ---------------------------------------------------------------- normalisers
+
+
+def is_attribute_name(name: Any) -> bool:
+    """Whether ``name`` may name a subscriber attribute (``ATTRIBUTE_NAME_PATTERN``)."""
+    return isinstance(name, str) and ATTRIBUTE_NAME.match(name) is not None
 
 
 def normalize_mobile(raw: Any, region: str) -> str | None:

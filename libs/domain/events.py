@@ -10,7 +10,7 @@ from __future__ import annotations
 import itertools
 import os
 from datetime import UTC, datetime
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, TypeVar, get_args
 
 import msgspec
 
@@ -41,6 +41,25 @@ def new_id() -> str:
 
 def utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+# The roots of an event's attributes (F5), the keys of ``EventReceived.context()``:
+# what filters, templates and field mappings can read of the event itself.
+EVENT_ROOTS = (
+    "body",
+    "custom_variables",
+    "headers",
+    "query",
+    "method",
+    "source_ip",
+    "received_at",
+    "event_id",
+)
+# The roots of the event's JSON document, the keys of ``EventReceived.document()``:
+# the part of EVENT_ROOTS that structure inference learns and that drifts from one
+# event to the next.  The other roots (request metadata) exist on every event whatever
+# it sent, so a structure can never lack them.
+DOCUMENT_ROOTS = ("body", "custom_variables")
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -93,9 +112,12 @@ class EventReceived(Envelope, tag="event.received.v1", frozen=True):
         }
 
 
+# The statuses: each a Literal (the type) and a tuple of its values (for checks,
+# metric labels and API enums), the tuple derived from the Literal.
 MappingStatus = Literal[
     "created", "updated", "unchanged", "matched_email", "skipped", "error", "disabled"
 ]
+MAPPING_STATUSES: tuple[MappingStatus, ...] = get_args(MappingStatus)
 
 
 class MappingResult(msgspec.Struct, frozen=True, kw_only=True):
@@ -122,6 +144,7 @@ class EventMapped(Envelope, tag="event.mapped.v1", frozen=True):
 
 
 StepStatus = Literal["succeeded", "failed", "skipped", "filtered"]
+STEP_STATUSES: tuple[StepStatus, ...] = get_args(StepStatus)
 
 
 class StepLog(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,7 +156,13 @@ class StepLog(msgspec.Struct, frozen=True, kw_only=True):
     duration_ms: float = 0.0
 
 
+# An event's status in the log: ``received`` until the executor's verdict (one of
+# VERDICTS) arrives.  No executor writes ``filtered``: a filtered event's verdict is
+# ``succeeded`` and its filter step's status is ``filtered``; the log accepts it.
 EventStatus = Literal["received", "succeeded", "failed", "filtered"]
+EVENT_STATUSES: tuple[EventStatus, ...] = get_args(EventStatus)
+Verdict = Literal["succeeded", "failed"]
+VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
 
 
 class ExecutionLogged(Envelope, tag="event.logged.v1", frozen=True):

@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, Final, Generic, Literal, TypeVar
 
 import msgspec
 
@@ -102,6 +102,19 @@ def loads(raw: bytes, bounds: Bounds = BOUNDS) -> Any:
     return value
 
 
+def _check_container(
+    size: int, depth: int, bounds: Bounds, limit: int, path: str, kind: Literal["object", "array"]
+) -> None:
+    """An object's or an array's depth and size against the bounds."""
+    if depth > bounds.depth:
+        raise _too_deep()
+    if size > limit:
+        code, unit = (
+            ("too_many_members", "keys") if kind == "object" else ("too_many_items", "items")
+        )
+        raise JsonError(code, f"{kind} at {path} has {size} {unit}, over the limit of {limit}")
+
+
 def check(value: Any, text: bytes | None = None, bounds: Bounds = BOUNDS) -> None:
     """Raise JsonError if ``value`` is past a bound or holds a non-finite float.
 
@@ -116,13 +129,7 @@ def check(value: Any, text: bytes | None = None, bounds: Bounds = BOUNDS) -> Non
     while stack:
         item, depth, path = stack.pop()
         if isinstance(item, dict):
-            if depth > bounds.depth:
-                raise _too_deep()
-            if len(item) > bounds.members:
-                raise JsonError(
-                    "too_many_members",
-                    f"object at {path} has {len(item)} keys, over the limit of {bounds.members}",
-                )
+            _check_container(len(item), depth, bounds, bounds.members, path, "object")
             for key, sub in item.items():
                 if len(key) > bounds.key_chars:
                     raise JsonError(
@@ -133,13 +140,7 @@ def check(value: Any, text: bytes | None = None, bounds: Bounds = BOUNDS) -> Non
                 if isinstance(sub, dict | list | float):
                     stack.append((sub, depth + 1, f"{path}.{key}"))
         elif isinstance(item, list):
-            if depth > bounds.depth:
-                raise _too_deep()
-            if len(item) > bounds.items:
-                raise JsonError(
-                    "too_many_items",
-                    f"array at {path} has {len(item)} items, over the limit of {bounds.items}",
-                )
+            _check_container(len(item), depth, bounds, bounds.items, path, "array")
             for i, sub in enumerate(item):
                 if isinstance(sub, dict | list | float):
                     stack.append((sub, depth + 1, f"{path}[{i}]"))

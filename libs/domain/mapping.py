@@ -19,33 +19,21 @@ import phonenumbers
 from libs.domain import paths, templating
 from libs.domain.connector import FieldMapping
 from libs.domain.contacts import (
-    ATTRIBUTE_NAME,
     NO_IDENTITY,
     Plan,
+    is_attribute_name,
     normalize_email,
     normalize_mobile,
 )
+from libs.domain.events import EVENT_ROOTS
+from libs.domain.templating import is_template
 
-__all__ = ["EVENT_ROOTS", "Plan", "Problem", "is_template", "plan", "validate_mapping"]
+__all__ = ["Plan", "Problem", "plan", "validate_mapping"]
 
 Problem = tuple[str, str]
 
-# What a mapping can read: the event attributes of ``EventReceived.context()``.
-EVENT_ROOTS = (
-    "body",
-    "custom_variables",
-    "headers",
-    "query",
-    "method",
-    "source_ip",
-    "received_at",
-    "event_id",
-)
+# A mapping reads the event attributes, EVENT_ROOTS (see ``libs.domain.events``).
 _SHOW = 64  # characters of a bad value quoted in an error
-
-
-def is_template(value: str) -> bool:
-    return "{{" in value or "{%" in value
 
 
 # ---------------------------------------------------------------- planning
@@ -99,7 +87,7 @@ def plan(
 
     attributes: dict[str, Any] = {}
     for key, source in mapping.attributes.items():
-        if not ATTRIBUTE_NAME.match(key):
+        if not is_attribute_name(key):
             errors.append(f"attribute name {key!r} is not valid")
             continue
         value = _value(source, context, f"attribute {key!r}", errors)
@@ -186,13 +174,13 @@ def validate_mapping(mapping: FieldMapping, prefix: str) -> list[Problem]:
                 f"{mapping.default_region!r} is not a region code (ISO 3166 alpha-2, e.g. US)",
             )
         )
-    for field in ("mobile", "email", "name", "channel_from", "owner_from"):
+    for field in FieldMapping.SOURCES:
         source = getattr(mapping, field)
         if source is not None:
             _source(source, f"{prefix}.{field}", problems)
     for key, source in mapping.attributes.items():
         where = f"{prefix}.attributes.{key}"
-        if not ATTRIBUTE_NAME.match(key):
+        if not is_attribute_name(key):
             problems.append(
                 (where, "attribute names are a lower-case letter, then letters, digits and _")
             )

@@ -2,7 +2,8 @@
 
 A reference is (where, path): ``where`` is the JSON path of the configuration field
 (``$.steps[0].when.conditions[1].attribute``), ``path`` the attribute path it reads
-(``body.customer.email``).
+(``body.customer.email``).  Which step fields are templates and which are paths is
+the connector model's to say (``TEMPLATES``/``PATHS`` in ``libs.domain.connector``).
 """
 
 from __future__ import annotations
@@ -11,22 +12,21 @@ from collections.abc import Iterator
 
 from libs.domain import templating
 from libs.domain.connector import (
-    BranchStep,
     ConnectorConfig,
+    FieldMapping,
     FilterStep,
-    FormatterStep,
     Group,
     Step,
+    sources,
+    walk,
 )
-
-EVENT_ROOTS = ("body", "custom_variables")
+from libs.domain.events import DOCUMENT_ROOTS
 
 
 def _value_refs(value: str, where: str) -> Iterator[tuple[str, str]]:
     """A mapping value is a path, or a template when it contains ``{{``."""
-    if "{{" in value or "{%" in value:
-        for path in templating.variables(value):
-            yield where, path
+    if templating.is_template(value):
+        yield from _template_refs(value, where)
     else:
         yield where, value
 
@@ -43,42 +43,28 @@ def _group_refs(group: Group, where: str) -> Iterator[tuple[str, str]]:
         yield from _group_refs(sub, f"{where}.groups[{j}]")
 
 
-def _step_refs(steps: list[Step], where: str) -> Iterator[tuple[str, str]]:
-    for i, step in enumerate(steps):
-        here = f"{where}[{i}]"
-        if isinstance(step, BranchStep):
-            yield from _step_refs(step.steps, f"{here}.steps")
-        elif isinstance(step, FilterStep):
+def _step_refs(steps: list[Step]) -> Iterator[tuple[str, str]]:
+    for here, step, _ in walk(steps):
+        if isinstance(step, FilterStep):
             yield from _group_refs(step.when, f"{here}.when")
-        elif isinstance(step, FormatterStep):
-            yield from _template_refs(step.input, f"{here}.input")
-        else:
-            for name in step.__struct_fields__:
-                value = getattr(step, name)
-                if name == "channel_from" and isinstance(value, str):
-                    yield f"{here}.{name}", value
-                elif isinstance(value, str) and name not in {"id", "method", "channel"}:
-                    yield from _template_refs(value, f"{here}.{name}")
-                elif isinstance(value, dict):
-                    for key, item in value.items():
-                        yield from _template_refs(item, f"{here}.{name}.{key}")
-                elif isinstance(value, list):
-                    for k, item in enumerate(value):
-                        if isinstance(item, str):
-                            yield from _template_refs(item, f"{here}.{name}[{k}]")
+        for name, text, template in sources(step):
+            if template:
+                yield from _template_refs(text, f"{here}.{name}")
+            else:
+                yield f"{here}.{name}", text
 
 
 def references(config: ConnectorConfig) -> list[tuple[str, str]]:
     refs: list[tuple[str, str]] = []
     mapping = config.mapping
     if mapping is not None:
-        for name in ("mobile", "email", "name", "channel_from", "owner_from"):
+        for name in FieldMapping.SOURCES:
             value = getattr(mapping, name)
             if value:
                 refs.extend(_value_refs(value, f"$.mapping.{name}"))
         for key, value in mapping.attributes.items():
             refs.extend(_value_refs(value, f"$.mapping.attributes.{key}"))
-    refs.extend(_step_refs(config.steps, "$.steps"))
+    refs.extend(_step_refs(config.steps))
     if config.response.body:
         refs.extend(_template_refs(config.response.body, "$.response.body"))
     if config.idempotency_key:
@@ -87,7 +73,7 @@ def references(config: ConnectorConfig) -> list[tuple[str, str]]:
 
 
 def event_references(config: ConnectorConfig) -> list[tuple[str, str]]:
-    """Only the references into the event's JSON (what a structure can lack)."""
+    """Only the references into the event's JSON document (what a structure can lack)."""
     return [
-        (w, p) for w, p in references(config) if p.split(".", 1)[0].split("[")[0] in EVENT_ROOTS
+        (w, p) for w, p in references(config) if p.split(".", 1)[0].split("[")[0] in DOCUMENT_ROOTS
     ]

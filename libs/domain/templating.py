@@ -22,7 +22,7 @@ from jinja2 import StrictUndefined, TemplateSyntaxError, Undefined, nodes
 from jinja2.exceptions import SecurityError
 from jinja2.sandbox import ImmutableSandboxedEnvironment, SandboxedEnvironment
 
-__all__ = ["Rendered", "TemplateError", "check", "render", "variables"]
+__all__ = ["Rendered", "TemplateError", "check", "is_template", "render", "variables"]
 
 
 class TemplateError(Exception):
@@ -248,6 +248,12 @@ def render(source: str, context: Mapping[str, Any]) -> Rendered:
     except Exception as exc:  # sandbox violations, type errors in expressions
         raise TemplateError(f"{type(exc).__name__}: {exc}") from None
     return Rendered(text, list(dict.fromkeys(_MISSING.names)))
+
+
+def is_template(value: str) -> bool:
+    """Whether a value that may be an attribute path or a template is a template: it
+    holds ``{{`` or ``{%`` (a mapping value, say; a step's template fields always are)."""
+    return "{{" in value or "{%" in value
 
 
 def check(source: str) -> str | None:

@@ -30,6 +30,7 @@ from libs.domain.channels import (
     redacted,
 )
 from libs.domain.connector import ConnectorConfig, EmailStep, HttpStep, WhatsAppStep, iter_steps
+from libs.domain.contacts import normalize_email
 from libs.infra import logging as hlog
 from libs.infra.http import ApiError
 from libs.infra.nats.channel_registry import (
@@ -473,7 +474,9 @@ async def list_agents(request: web.Request) -> models.AgentList:
     body=models.AgentCreate, errors=(409, 422), invalid="invalid_agent",
 )  # fmt: skip
 async def create_agent(request: web.Request, body: models.AgentCreate) -> models.Agent:
-    email = body.email.strip().lower()
+    email = normalize_email(body.email)  # the rule owner assignment matches by, too
+    if email is None:
+        raise ApiError(422, "invalid_agent", "email must be an email address (name@example.com)")
     doc = {
         "_id": email,
         "email": email,

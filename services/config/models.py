@@ -21,7 +21,7 @@ import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
 from msgspec.structs import FieldInfo
 
-from libs.domain import events
+from libs.domain import contacts, events
 from libs.domain.channels import SECRET_FIELDS, HttpChannel, SmtpChannel, WhatsAppChannel
 from libs.domain.connector import ConnectorConfig
 from libs.domain.structure import Field
@@ -37,9 +37,9 @@ VersionNumber = Annotated[
     int, Meta(ge=1, le=INT64_MAX, description="Versions are MongoDB int64s, from 1.")
 ]
 Count = Annotated[int, Meta(ge=0)]
-ATTRIBUTE_NAME = "^[a-z][a-z0-9_]{0,63}(?!\n)$"  # (?!\n): Python's $ also matches before \n
+ATTRIBUTE_NAME = contacts.ATTRIBUTE_NAME_PATTERN  # the one rule (libs.domain.contacts)
 CHANNEL_ID = "^[A-Za-z0-9_-]{1,64}(?!\n)$"
-EMAIL = r"^\s*[^@\s]+@[^@\s]+\.[^@\s]+\s*$"  # surrounding blanks are trimmed
+EMAIL = contacts.EMAIL_INPUT_PATTERN  # what normalize_email accepts; blanks are trimmed
 MAX_NAME = 200
 MAX_DESCRIPTION = 1000
 EventStatusQuery = Literal["received", "succeeded", "failed"]

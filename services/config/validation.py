@@ -12,18 +12,18 @@ from typing import Any
 
 from libs.domain import formatters, paths, references, templating
 from libs.domain.connector import (
-    BranchStep,
     ConnectorConfig,
     EmailStep,
     FilterStep,
     FormatterStep,
     HttpStep,
-    Step,
     WhatsAppStep,
-    iter_steps,
+    sources,
+    walk,
 )
+from libs.domain.events import EVENT_ROOTS
 from libs.domain.filters import validate_group
-from libs.domain.mapping import EVENT_ROOTS, validate_mapping
+from libs.domain.mapping import validate_mapping
 
 Problem = tuple[str, str]
 
@@ -55,7 +55,7 @@ def validate(config: ConnectorConfig, known: Known | None = None) -> list[Proble
     if config.rate_limit_per_s is not None and config.rate_limit_per_s <= 0:
         problems.append(("$.rate_limit_per_s", "must be positive"))
     _mapping(config, known, problems)
-    _steps(config.steps, "$.steps", problems, set())
+    _steps(config, problems)
     outputs = _formatter_outputs(config)
     _channels(config, known, problems)
     _references(config, known, outputs, problems)
@@ -78,56 +78,33 @@ def _mapping(config: ConnectorConfig, known: Known, problems: list[Problem]) -> 
                 )
 
 
-def _value(value: str, where: str, problems: list[Problem]) -> None:
-    if "{{" in value or "{%" in value:
-        _template(value, where, problems)
-    else:
-        _path(value, where, problems)
-
-
-def _steps(steps: list[Step], at: str, problems: list[Problem], seen: set[str]) -> None:
-    for i, step in enumerate(steps):
-        here = f"{at}[{i}]"
+def _steps(config: ConnectorConfig, problems: list[Problem]) -> None:
+    seen: set[str] = set()
+    for here, step, _ in walk(config.steps):
         if not step.id:
             problems.append((f"{here}.id", "every step needs an id"))
         elif step.id in seen:
             problems.append((f"{here}.id", f"step id {step.id!r} is used twice"))
         seen.add(step.id)
-        if isinstance(step, BranchStep):
-            _steps(step.steps, f"{here}.steps", problems, seen)
-        elif isinstance(step, FilterStep):
+        if isinstance(step, FilterStep):
             problems.extend(validate_group(step.when, f"{here}.when"))
-        elif isinstance(step, FormatterStep):
-            _template(step.input, f"{here}.input", problems)
+        elif isinstance(step, WhatsAppStep) and not (step.text or step.template_name):
+            problems.append((here, "a WhatsApp step needs text or template_name"))
+        elif isinstance(step, EmailStep) and not (step.text or step.html):
+            problems.append((here, "an email step needs text or html"))
+        for name, text, template in sources(step):
+            if template:
+                _template(text, f"{here}.{name}", problems)
+            else:
+                _path(text, f"{here}.{name}", problems)
+        if isinstance(step, FormatterStep):
             for message in formatters.validate(step.op, step.options):
                 problems.append((f"{here}.options", message))
-        else:
-            if isinstance(step, (EmailStep, WhatsAppStep)) and step.channel_from:
-                _path(step.channel_from, f"{here}.channel_from", problems)
-            if isinstance(step, WhatsAppStep) and not (step.text or step.template_name):
-                problems.append((here, "a WhatsApp step needs text or template_name"))
-            if isinstance(step, EmailStep) and not (step.text or step.html):
-                problems.append((here, "an email step needs text or html"))
-            for name in step.__struct_fields__:
-                value = getattr(step, name)
-                if isinstance(value, str) and name not in {
-                    "id",
-                    "method",
-                    "channel",
-                    "channel_from",
-                }:
-                    _template(value, f"{here}.{name}", problems)
-                elif isinstance(value, dict):
-                    for key, item in value.items():
-                        _template(item, f"{here}.{name}.{key}", problems)
-                elif isinstance(value, list):
-                    for k, item in enumerate(value):
-                        _template(item, f"{here}.{name}[{k}]", problems)
 
 
 def _formatter_outputs(config: ConnectorConfig) -> set[str]:
     outputs: set[str] = set()
-    for step in iter_steps(config.steps):
+    for _, step, _ in walk(config.steps):
         if isinstance(step, FormatterStep):
             outputs.add(step.output)
         elif isinstance(step, HttpStep):
@@ -141,17 +118,10 @@ def _channels(config: ConnectorConfig, known: Known, problems: list[Problem]) ->
     used: list[tuple[str, str]] = []
     if config.mapping is not None and config.mapping.channel:
         used.append(("$.mapping.channel", config.mapping.channel))
-
-    def walk(steps: list[Step], at: str) -> None:
-        for i, step in enumerate(steps):
-            if isinstance(step, BranchStep):
-                walk(step.steps, f"{at}[{i}].steps")
-            else:
-                channel = getattr(step, "channel", None)
-                if isinstance(channel, str) and channel:
-                    used.append((f"{at}[{i}].channel", channel))
-
-    walk(config.steps, "$.steps")
+    for here, step, _ in walk(config.steps):
+        channel = getattr(step, "channel", None)
+        if isinstance(channel, str) and channel:
+            used.append((f"{here}.channel", channel))
     for where, channel_id in used:
         if channel_id not in known.channels:
             problems.append((where, f"unknown channel id {channel_id!r}"))

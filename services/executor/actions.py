@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import yarl
@@ -33,20 +34,15 @@ from services.executor.errors import PermanentError, TransientError
 C = TypeVar("C", bound=Channel)
 
 
+@dataclass(frozen=True, slots=True)
 class LiveActions:
-    def __init__(
-        self,
-        http: HttpClient,
-        whatsapp: WhatsAppClient,
-        channels: ChannelRegistry,
-        contacts: Contacts,
-        store: Store,
-    ) -> None:
-        self.http = http
-        self.whatsapp = whatsapp
-        self.channels = channels
-        self.contacts = contacts
-        self.store = store
+    """The real adapters: HTTP, WhatsApp, SMTP, the contacts repository and the store."""
+
+    http: HttpClient
+    whatsapp: WhatsAppClient
+    channels: ChannelRegistry
+    contacts: Contacts
+    store: Store
 
     def channel(
         self, kind: type[C], static: str | None, dynamic: str | None, context: Mapping[str, Any]

@@ -18,6 +18,7 @@ from tests.support.fixtures import wait_for
 from tests.support.graph_api import GraphApiServer, graph_api_server
 from tests.support.processes import ProcessSystem
 from tests.support.smtp import SmtpRecorder, smtp_server
+from tests.support.steps import day_branch
 from tests.support.system import Api
 
 pytestmark = pytest.mark.e2e
@@ -75,42 +76,28 @@ async def _channels(api: Api, smtp: SmtpRecorder, graph: GraphApiServer) -> None
 
 def drip_config() -> dict[str, Any]:
     def day(n: int) -> dict[str, Any]:
-        return {
-            "type": "branch",
-            "id": f"day{n}",
-            "steps": [
-                {
-                    "type": "filter",
-                    "id": f"day{n}-only",
-                    "when": {
-                        "conditions": [
-                            {
-                                "attribute": "custom_variables.value",
-                                "op": "equals",
-                                "value": f"day{n}",
-                            }
-                        ]
-                    },
-                },
-                {
-                    "type": "email",
-                    "id": f"day{n}-mail",
-                    "channel": "mail-main",
-                    "to": "{{ system.email }}",
-                    "subject": f"Day {n}: hello {{{{ system.name }}}}",
-                    "text": f"Message {n} for {{{{ system.name }}}} in {{{{ subscriber.city }}}}, "
-                    "member since {{ formatter.joined }}.",
-                    "html": f"<p>Message {n} for <b>{{{{ system.name }}}}</b></p>",
-                },
-                {
-                    "type": "whatsapp",
-                    "id": f"day{n}-wa",
-                    "channel": "wa-main",
-                    "to": "{{ system.mobile }}",
-                    "text": f"Day {n}: {{{{ formatter.first }}}}, order {{{{ body.order_id }}}}",
-                },
-            ],
-        }
+        return day_branch(
+            f"day{n}",
+            f"day{n}",
+            f"day{n}-only",
+            {
+                "type": "email",
+                "id": f"day{n}-mail",
+                "channel": "mail-main",
+                "to": "{{ system.email }}",
+                "subject": f"Day {n}: hello {{{{ system.name }}}}",
+                "text": f"Message {n} for {{{{ system.name }}}} in {{{{ subscriber.city }}}}, "
+                "member since {{ formatter.joined }}.",
+                "html": f"<p>Message {n} for <b>{{{{ system.name }}}}</b></p>",
+            },
+            {
+                "type": "whatsapp",
+                "id": f"day{n}-wa",
+                "channel": "wa-main",
+                "to": "{{ system.mobile }}",
+                "text": f"Day {n}: {{{{ formatter.first }}}}, order {{{{ body.order_id }}}}",
+            },
+        )
 
     return {
         "mapping": {

@@ -326,13 +326,12 @@ async def test_recipient_is_normalised_to_e164(
 async def test_default_region_reads_national_numbers(
     graph: GraphApiServer, whatsapp: WhatsAppClient
 ) -> None:
-    await whatsapp.send(
+    await send_text(
+        whatsapp,
         wa_channel(graph.base_url),
         to="07911 123456",
         text="Hi",
-        template_name=None,
         template_language="en_GB",
-        template_params=[],
         default_region="GB",
     )
     assert graph.messages[-1]["body"]["to"] == "447911123456"
@@ -382,14 +381,7 @@ async def test_template_message_with_params(
 async def test_template_without_params_has_no_components(
     graph: GraphApiServer, whatsapp: WhatsAppClient
 ) -> None:
-    await whatsapp.send(
-        wa_channel(graph.base_url),
-        to="+14155550100",
-        text=None,
-        template_name="hello_world",
-        template_language="en_US",
-        template_params=[],
-    )
+    await send_text(whatsapp, wa_channel(graph.base_url), text=None, template_name="hello_world")
     assert graph.messages[-1]["body"]["template"] == {
         "name": "hello_world",
         "language": {"code": "en_US"},
@@ -423,13 +415,12 @@ async def test_invalid_parameter_is_permanent_with_the_graph_details(
     graph: GraphApiServer, whatsapp: WhatsAppClient
 ) -> None:
     with pytest.raises(PermanentError) as raised:
-        await whatsapp.send(
+        await send_text(
+            whatsapp,
             wa_channel(graph.base_url),
-            to="+14155550100",
             text=None,
             template_name="hello",
             template_language="",
-            template_params=[],
         )
     assert "400: (#100) Invalid parameter: template.language.code is required" in str(raised.value)
     assert isinstance(raised.value.output, dict)

@@ -301,9 +301,7 @@ async def test_attribute_listing_has_all_four_kinds(
 async def test_stats_reset_counts_only_later_events(
     system: InProcessSystem, api: Api, session: aiohttp.ClientSession
 ) -> None:
-    connector = await api.create_connector("counting")
-    await system.knows(connector)
-    url = system.ingest_url(connector)
+    connector, url = await system.ready_connector(api, "counting")
     cid = connector["id"]
     for _ in range(3):
         await _send(session, url, json={"n": 1})

@@ -16,7 +16,7 @@ from libs.infra.settings import Settings
 from services.config.app import create_app
 from services.config.projector_main import projector_app
 from tests.support.fixtures import serve, wait_for
-from tests.support.system import Api, InProcessSystem, forward_n
+from tests.support.system import InProcessSystem, one_refused_event
 
 pytestmark = pytest.mark.integration
 
@@ -28,13 +28,7 @@ async def test_the_api_runs_without_the_projector_and_the_projector_alone_catche
     await system.start()
     nc = await natsio.connect(settings, "roles-test")
     try:
-        config_url = system.apps["config"].url
-        api = Api(session, config_url, settings.admin_token)
-        # A loopback target, refused (private targets are not allowed): a quick verdict.
-        connector = await api.create_connector("roles", forward_n(config_url + "/x"))
-        await system.knows(connector)
-        async with session.post(system.ingest_url(connector), json={"n": 1}) as response:
-            assert response.status == 200
+        api, connector = await one_refused_event(system, session, settings.admin_token, "roles")
         js = nc.jetstream()
 
         async def verdict_published() -> bool:
@@ -65,7 +59,7 @@ async def test_the_api_runs_without_the_projector_and_the_projector_alone_catche
         assert (await text(projector.url + "/readyz"))[0] == 200
         status, metrics = await text(projector.url + "/metrics")
         assert status == 200 and "hookline_config_projected_messages_total{" in metrics
-        _, api_metrics = await text(config_url + "/metrics")
+        _, api_metrics = await text(system.apps["config"].url + "/metrics")
         assert "hookline_config_projected_messages_total{" not in api_metrics
         bearer = {"Authorization": f"Bearer {settings.admin_token}"}
         assert (await text(projector.url + "/api/v1/connectors", bearer))[0] == 404

@@ -13,7 +13,7 @@ import pytest
 from libs.infra.mongo import store as hmongo
 from libs.infra.settings import Settings
 from tests.support.fixtures import wait_for
-from tests.support.system import Api, InProcessSystem, forward_n
+from tests.support.system import InProcessSystem, one_refused_event
 
 pytestmark = pytest.mark.integration
 
@@ -77,13 +77,7 @@ async def test_an_event_waiting_for_its_verdict_shows_as_received_after_the_grac
     settings = msgspec.structs.replace(settings, log_grace_s=0.5)
     system = await InProcessSystem(settings).start(only=("config", "ingest", "mapper"))
     try:
-        config_url = system.apps["config"].url
-        api = Api(session, config_url, settings.admin_token)
-        # A loopback target, refused (private targets are not allowed): a quick verdict.
-        connector = await api.create_connector("grace", forward_n(config_url + "/x"))
-        await system.knows(connector)
-        async with session.post(system.ingest_url(connector), json={"n": 1}) as response:
-            assert response.status == 200
+        api, connector = await one_refused_event(system, session, settings.admin_token, "grace")
         events_path = f"/api/v1/connectors/{connector['id']}/events"
 
         async def logged(status: str) -> dict[str, Any] | None:

@@ -15,7 +15,7 @@ from libs.infra.settings import Settings
 from libs.local import embedded
 from services.ingest.metrics import IngestMetrics
 from tests.support.fixtures import wait_for
-from tests.support.system import Api, InProcessSystem
+from tests.support.system import Api, running
 
 pytestmark = pytest.mark.integration
 
@@ -26,35 +26,31 @@ async def test_broker_down_answers_503_then_recovers(
     port, monitor = embedded.free_port(), embedded.free_port()
     nats = embedded.start_nats(tmp_path / "own", port, monitor)
     settings = msgspec.structs.replace(settings, nats_url=nats.url)
-    system = await InProcessSystem(settings).start(("config", "ingest"))
     try:
-        api = Api(session, system.apps["config"].url, settings.admin_token)
-        connector = await api.create_connector("outage")
-        await system.knows(connector)
-        url = system.ingest_url(connector)
-        async with session.post(url, json={"n": 1}) as r:
-            assert r.status == 200
-        embedded.stop(nats)
-        async with session.post(url, json={"n": 2}) as r:
-            assert r.status == 503
-            assert (await r.json())["error"]["code"] == "unavailable"
-        nats = embedded.start_nats(tmp_path / "own", port, monitor)
+        async with running(settings, ("config", "ingest")) as system:
+            api = Api(session, system.apps["config"].url, settings.admin_token)
+            _, url = await system.ready_connector(api, "outage")
+            async with session.post(url, json={"n": 1}) as r:
+                assert r.status == 200
+            embedded.stop(nats)
+            async with session.post(url, json={"n": 2}) as r:
+                assert r.status == 503
+                assert (await r.json())["error"]["code"] == "unavailable"
+            nats = embedded.start_nats(tmp_path / "own", port, monitor)
 
-        async def stored_again() -> bool:
-            async with session.post(url, json={"n": 3}) as r:
-                return r.status == 200
+            async def stored_again() -> bool:
+                async with session.post(url, json={"n": 3}) as r:
+                    return r.status == 200
 
-        await wait_for(stored_again, timeout_s=30, what="ingest to store again")
+            await wait_for(stored_again, timeout_s=30, what="ingest to store again")
     finally:
-        await system.stop()
         embedded.stop(nats)
 
 
 async def test_rate_limit_and_idempotency(
     settings: Settings, session: aiohttp.ClientSession
 ) -> None:
-    system = await InProcessSystem(settings).start()
-    try:
+    async with running(settings) as system:
         api = Api(session, system.apps["config"].url, settings.admin_token)
         connector = await api.create_connector(
             "limits", {"rate_limit_per_s": 2, "idempotency_key": "body.order_id"}
@@ -79,8 +75,6 @@ async def test_rate_limit_and_idempotency(
             return stats if done and stats["rejected"] == statuses.count(429) else None
 
         await wait_for(counted, what="one stored event, the rest duplicates or rejected")
-    finally:
-        await system.stop()
 
 
 async def test_values_bson_cannot_hold_are_logged_exactly(
@@ -89,12 +83,9 @@ async def test_values_bson_cannot_hold_are_logged_exactly(
     """An integer beyond 64 bits and a NUL in a key are accepted and logged as sent (not
     a 400, not a 200 that never shows up).  Header bytes that are not UTF-8 are kept
     (replaced), not a reason to answer 503."""
-    system = await InProcessSystem(settings).start()
-    try:
+    async with running(settings) as system:
         api = Api(session, system.apps["config"].url, settings.admin_token)
-        connector = await api.create_connector("edges")
-        await system.knows(connector)
-        url = system.ingest_url(connector)
+        connector, url = await system.ready_connector(api, "edges")
         sent = b'{"n": 18446744073709551616, "k\\u0000ey": -9223372036854775809}'
         async with session.post(url, data=sent, headers={"Content-Type": "application/json"}) as r:
             assert r.status == 200
@@ -116,8 +107,6 @@ async def test_values_bson_cannot_hold_are_logged_exactly(
         detail = json.loads(text)
         assert detail["event"]["body"] == {"n": 2**64, "k\x00ey": -(2**63) - 1}
         assert detail["raw_body"] == {"encoding": "utf-8", "data": sent.decode(), "size": len(sent)}
-    finally:
-        await system.stop()
 
 
 async def test_a_full_stream_refuses_new_events_with_503(
@@ -126,12 +115,9 @@ async def test_a_full_stream_refuses_new_events_with_503(
     """Bounded storage: a full EVENTS stream refuses the new (503, the sender retries)
     instead of dropping old events, processed or not."""
     settings = msgspec.structs.replace(settings, stream_max_bytes=300_000)
-    system = await InProcessSystem(settings).start(("config", "ingest"))
-    try:
+    async with running(settings, ("config", "ingest")) as system:
         api = Api(session, system.apps["config"].url, settings.admin_token)
-        connector = await api.create_connector("full")
-        await system.knows(connector)
-        url = system.ingest_url(connector)
+        connector, url = await system.ready_connector(api, "full")
         statuses = []
         for n in range(60):  # 60 x ~27 KB on the wire: about 5 times the stream's size
             async with session.post(url, json={"n": n, "pad": "x" * 10_000}) as r:
@@ -147,8 +133,6 @@ async def test_a_full_stream_refuses_new_events_with_503(
             return bool(stats["received"] == len(statuses) - 1)
 
         await wait_for(all_logged, what="every accepted event in the log")
-    finally:
-        await system.stop()
 
 
 async def test_a_flood_of_bad_requests_cannot_fill_the_log_stream(
@@ -158,12 +142,9 @@ async def test_a_flood_of_bad_requests_cannot_fill_the_log_stream(
     counted in the metrics, so every refused request is accounted for once."""
     import time
 
-    system = await InProcessSystem(settings).start(("config", "ingest"))
-    try:
+    async with running(settings, ("config", "ingest")) as system:
         api = Api(session, system.apps["config"].url, settings.admin_token)
-        connector = await api.create_connector("flood")
-        await system.knows(connector)
-        url = system.ingest_url(connector)
+        connector, url = await system.ready_connector(api, "flood")
 
         async def bad() -> int:
             async with session.post(
@@ -184,8 +165,6 @@ async def test_a_flood_of_bad_requests_cannot_fill_the_log_stream(
 
         stats = await wait_for(counted, what="every refusal noticed or counted as dropped")
         assert stats["rejected"] <= 20 + 20 * elapsed + 1
-    finally:
-        await system.stop()
 
 
 async def test_metrics_can_leave_the_public_port(
@@ -195,8 +174,7 @@ async def test_metrics_can_leave_the_public_port(
     senders reaching the public port cannot read which connectors exist or their traffic."""
     metrics_port = embedded.free_port()
     settings = msgspec.structs.replace(settings, ingest_metrics_port=metrics_port)
-    system = await InProcessSystem(settings).start(("config", "ingest"))
-    try:
+    async with running(settings, ("config", "ingest")) as system:
         api = Api(session, system.apps["config"].url, settings.admin_token)
         connector = await api.create_connector("private metrics")
         await system.knows(connector)
@@ -212,5 +190,3 @@ async def test_metrics_can_leave_the_public_port(
             assert f'hookline_ingest_requests_total{{connector="{connector["id"]}"' in (
                 await r.text()
             )
-    finally:
-        await system.stop()

@@ -578,9 +578,7 @@ def test_alerts_fire_when_they_should(prometheus_bin: dict[str, str], tmp_path: 
     def up(job: str, instance: str, values: str) -> dict[str, str]:
         return {"series": f'up{{job="hookline-{job}",instance="{instance}"}}', "values": values}
 
-    healthy = [
-        up(job, f"{job}-1", "1x40") for job in ("ingest", "config", "projector", "executor")
-    ]
+    healthy = [up(job, f"{job}-1", "1x40") for job in ("ingest", "config", "projector", "executor")]
     series = [
         *healthy,
         up("mapper", "m1", "1 1 0x38"),  # down from minute 2

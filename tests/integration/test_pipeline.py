@@ -12,6 +12,7 @@ from pymongo.errors import WriteError
 
 from libs.infra.mongo.contacts import Contacts
 from tests.support.fixtures import wait_for
+from tests.support.steps import day_branch
 from tests.support.system import Api, InProcessSystem, Receiver
 
 pytestmark = pytest.mark.integration
@@ -19,29 +20,15 @@ pytestmark = pytest.mark.integration
 
 def drip_config(receiver_url: str) -> dict[str, Any]:
     def branch(day: str) -> dict[str, Any]:
-        return {
-            "type": "branch",
-            "id": f"{day}-branch",
-            "steps": [
-                {
-                    "type": "filter",
-                    "id": f"{day}-filter",
-                    "when": {
-                        "conditions": [
-                            {"attribute": "custom_variables.value", "op": "equals", "value": day}
-                        ]
-                    },
-                },
-                {
-                    "type": "http",
-                    "id": f"{day}-send",
-                    "method": "POST",
-                    "url": receiver_url + f"/{day}",
-                    "headers": {"Content-Type": "application/json"},
-                    "body": '{"day": "' + day + '", "name": {{ body.name | json }}}',
-                },
-            ],
+        send = {
+            "type": "http",
+            "id": f"{day}-send",
+            "method": "POST",
+            "url": receiver_url + f"/{day}",
+            "headers": {"Content-Type": "application/json"},
+            "body": '{"day": "' + day + '", "name": {{ body.name | json }}}',
         }
+        return day_branch(day, f"{day}-branch", f"{day}-filter", send)
 
     return {"steps": [branch("day1"), branch("day2")]}
 
@@ -49,9 +36,7 @@ def drip_config(receiver_url: str) -> dict[str, Any]:
 async def test_two_branches_one_url(
     system: InProcessSystem, api: Api, receiver: Receiver, session: aiohttp.ClientSession
 ) -> None:
-    connector = await api.create_connector("drip", drip_config(receiver.url))
-    await system.knows(connector)
-    url = system.ingest_url(connector)
+    connector, url = await system.ready_connector(api, "drip", drip_config(receiver.url))
     ids = []
     for day, name in (("day1", "Ann"), ("day2", "Bob")):
         async with session.post(f"{url}?value={day}", json={"name": name}) as r:
@@ -90,9 +75,7 @@ async def test_two_branches_one_url(
 async def test_structure_learned_from_first_event(
     system: InProcessSystem, api: Api, session: aiohttp.ClientSession
 ) -> None:
-    connector = await api.create_connector("learn")
-    await system.knows(connector)
-    url = system.ingest_url(connector)
+    connector, url = await system.ready_connector(api, "learn")
     async with session.post(url, json={"order": {"id": 7, "items": [{"sku": "A1"}]}}) as r:
         assert r.status == 200
     from libs.infra.mongo import store as hmongo
@@ -152,9 +135,7 @@ async def test_bad_input_gets_clear_4xx(
 async def test_body_kinds_and_query(
     system: InProcessSystem, api: Api, session: aiohttp.ClientSession
 ) -> None:
-    connector = await api.create_connector("kinds")
-    await system.knows(connector)
-    url = system.ingest_url(connector)
+    connector, url = await system.ready_connector(api, "kinds")
     form = aiohttp.FormData()
     form.add_field("name", "Ann")
     form.add_field("file", b"abc", filename="a.txt", content_type="text/plain")

@@ -128,9 +128,7 @@ async def test_text_and_forms_in_pieces_are_not_truncated(
 async def test_compressed_bodies_and_their_bound(
     system: InProcessSystem, api: Api, session: aiohttp.ClientSession
 ) -> None:
-    connector = await api.create_connector("gz", {"max_body_bytes": 100_000})
-    await system.knows(connector)
-    url = system.ingest_url(connector)
+    connector, url = await system.ready_connector(api, "gz", {"max_body_bytes": 100_000})
     body = json.dumps({"n": 2**64, "s": "x" * 50_000}).encode()
     for encoding, packed in (("gzip", gzip.compress(body)), ("deflate", zlib.compress(body))):
         async with session.post(
@@ -243,9 +241,7 @@ async def test_any_content_type_is_stored(
 
 
 async def test_too_large_counts_bytes_as_they_arrive(system: InProcessSystem, api: Api) -> None:
-    connector = await api.create_connector("small", {"max_body_bytes": 10_000})
-    await system.knows(connector)
-    url = system.ingest_url(connector)
+    _, url = await system.ready_connector(api, "small", {"max_body_bytes": 10_000})
     head = ["Content-Type: text/plain", "Connection: close", "Transfer-Encoding: chunked"]
     status, answer = await raw_request(url, head, chunked(b"x" * 20_000, 1_000), 0)
     assert status == 413 and answer["error"]["code"] == "payload_too_large"

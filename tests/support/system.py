@@ -4,7 +4,8 @@ of processes (kill, SIGTERM, ``make run``) use separate processes instead."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -166,7 +167,42 @@ class InProcessSystem:
 
         await wait_for(ready, what=f"registries to learn connector v{version}")
 
+    async def ready_connector(
+        self, api: Api, name: str, config: Any = None
+    ) -> tuple[dict[str, Any], str]:
+        """A new connector that every running service knows, and its URL on this ingest."""
+        connector = await api.create_connector(name, config)
+        await self.knows(connector)
+        return connector, self.ingest_url(connector)
+
     def ingest_url(self, connector: dict[str, Any]) -> str:
         """The connector's URL on this test's ingest port (the public URL is a default)."""
         token = connector["url"].rsplit("/c/", 1)[1]
         return f"{self.apps['ingest'].url}/c/{token}"
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: Settings, only: tuple[str, ...] = ("config", "ingest", "mapper", "executor")
+) -> AsyncIterator[InProcessSystem]:
+    """A system of this test's own (``only`` these services), stopped however the test ends."""
+    system = await InProcessSystem(settings).start(only)
+    try:
+        yield system
+    finally:
+        await system.stop()
+
+
+async def one_refused_event(
+    system: InProcessSystem, session: aiohttp.ClientSession, token: str, name: str
+) -> tuple[Api, dict[str, Any]]:
+    """An admin client of the system's config API and a new connector that got one event.
+
+    The connector's one step calls a loopback address, which is refused (private targets
+    are not allowed): a quick failed verdict, without a receiver."""
+    config_url = system.apps["config"].url
+    api = Api(session, config_url, token)
+    connector, url = await system.ready_connector(api, name, forward_n(config_url + "/x"))
+    async with session.post(url, json={"n": 1}) as response:
+        assert response.status == 200
+    return api, connector

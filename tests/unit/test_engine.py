@@ -12,6 +12,7 @@ import pytest
 from libs.domain.connector import ConnectorConfig
 from services.executor.core import engine
 from services.executor.errors import PermanentError, TransientError
+from tests.support.steps import day_branch
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -48,27 +49,13 @@ def config(steps: list[dict[str, Any]]) -> ConnectorConfig:
 
 
 def day(n: int) -> dict[str, Any]:
-    return {
-        "type": "branch",
-        "id": f"b{n}",
-        "steps": [
-            {
-                "type": "filter",
-                "id": f"f{n}",
-                "when": {
-                    "conditions": [
-                        {"attribute": "custom_variables.value", "op": "equals", "value": f"day{n}"}
-                    ]
-                },
-            },
-            {
-                "type": "http",
-                "id": f"h{n}",
-                "url": "https://example.com/{{ custom_variables.value }}",
-                "body": "{{ formatter.loud }}",
-            },
-        ],
+    send = {
+        "type": "http",
+        "id": f"h{n}",
+        "url": "https://example.com/{{ custom_variables.value }}",
+        "body": "{{ formatter.loud }}",
     }
+    return day_branch(f"day{n}", f"b{n}", f"f{n}", send)
 
 
 CONTEXT = {"body": {"name": "ann"}, "custom_variables": {"value": "day2"}}

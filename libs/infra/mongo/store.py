@@ -1,4 +1,6 @@
-"""The MongoDB adapter: every Mongo call of Hookline lives in this module.
+"""The MongoDB adapter. Every Mongo call of Hookline lives in ``libs/infra/mongo/`` (this
+module: connectors, versions, structures, the event log and stats; ``contacts``: the CRM
+repository) or in a service's ``adapters/`` package (the executor's step journal).
 
 PyMongo's async API (``pymongo.AsyncMongoClient``, motor's successor).  Hot paths
 write in batches (``bulk_write``); single-document round trips are for operator
@@ -28,6 +30,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
+from libs.domain.events import VERDICTS
 from libs.infra.mongo.codec import from_bson, to_bson
 from libs.infra.settings import Settings
 
@@ -35,7 +38,8 @@ Doc = dict[str, Any]
 # Errors that say "the database is away, try again later", not "this input is bad".
 UNREACHABLE = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout)
 KEEP_VERSIONS = 20
-STAT_FIELDS = ("received", "succeeded", "failed", "duplicates", "rejected")
+# A connector's counters: events received, events by verdict, duplicates and rejections.
+STAT_FIELDS = ("received", *VERDICTS, "duplicates", "rejected")
 # Fields of a log entry that come from the received event and never change.
 _RECEIVED_FIELDS = (
     "connector_id",
@@ -52,6 +56,19 @@ _RECEIVED_FIELDS = (
 
 def _read(doc: Doc | None) -> Doc | None:
     return None if doc is None else from_bson(doc)  # type: ignore[no-any-return]
+
+
+def _refusals(exc: BulkWriteError, docs: Sequence[Doc], refused: dict[str, str] | None) -> set[int]:
+    """The indices of ``docs`` an unordered bulk write refused.  Duplicate keys are
+    expected (a redelivery); any other refusal is noted in ``refused`` by id, or, when
+    the caller passed none, raised."""
+    errors = exc.details.get("writeErrors", [])
+    other = [e for e in errors if e.get("code") != 11000]
+    if other and refused is None:
+        raise exc
+    for e in other:
+        refused[docs[e["index"]]["_id"]] = str(e.get("errmsg", ""))[:300]  # type: ignore[index]
+    return {e["index"] for e in errors}
 
 
 class StaleVersion(Exception):
@@ -219,13 +236,7 @@ class Store:
             await col.insert_many(docs, ordered=False)
             return {d["_id"] for d in docs}
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            other = [e for e in errors if e.get("code") != 11000]
-            if other and refused is None:
-                raise
-            for e in other:
-                refused[docs[e["index"]]["_id"]] = str(e.get("errmsg", ""))[:300]  # type: ignore[index]
-            failed = {e["index"] for e in errors}
+            failed = _refusals(exc, docs, refused)
             return {d["_id"] for i, d in enumerate(docs) if i not in failed}
 
     async def record_outcomes(
@@ -273,14 +284,8 @@ class Store:
             created = set((result.upserted_ids or {}).keys())
             judged_before: set[int] = set()
         except BulkWriteError as exc:
-            errors = exc.details.get("writeErrors", [])
-            other = [e for e in errors if e.get("code") != 11000]
-            if other and refused is None:
-                raise
-            for e in other:
-                refused[rest[e["index"]]["_id"]] = str(e.get("errmsg", ""))[:300]  # type: ignore[index]
+            judged_before = _refusals(exc, rest, refused)
             created = {u["index"] for u in exc.details.get("upserted", [])}
-            judged_before = {e["index"] for e in errors}
         first = {d["_id"] for i, d in enumerate(rest) if i not in judged_before}
         return inserted | first, inserted | {rest[i]["_id"] for i in created}
 

@@ -74,32 +74,24 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 async def provision(js: JetStreamContext, settings: Settings) -> KeyValue:
     """Streams EVENTS and LOGS and the connectors KV bucket; returns the bucket."""
     p = settings.prefix
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=settings.stream_events,
-            subjects=[f"{p}.events.>"],
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_S,
-            max_age=settings.stream_max_age_s,
-            max_bytes=settings.stream_max_bytes,
-            discard=DiscardPolicy.NEW,  # full: refuse the new, never drop the unprocessed
-            num_replicas=settings.stream_replicas,
-        ),
-    )
-    await _ensure_stream(
-        js,
-        StreamConfig(
-            name=settings.stream_logs,
-            subjects=[f"{p}.logs.>", f"{p}.dlq.>"],
-            storage=StorageType.FILE,
-            duplicate_window=DUPLICATE_WINDOW_S,
-            max_age=settings.stream_max_age_s,
-            max_bytes=settings.stream_max_bytes,
-            discard=DiscardPolicy.NEW,  # full: refuse the new, never drop the unprocessed
-            num_replicas=settings.stream_replicas,
-        ),
-    )
+    streams = {
+        settings.stream_events: [f"{p}.events.>"],
+        settings.stream_logs: [f"{p}.logs.>", f"{p}.dlq.>"],
+    }
+    for name, filters in streams.items():
+        await _ensure_stream(
+            js,
+            StreamConfig(
+                name=name,
+                subjects=filters,
+                storage=StorageType.FILE,
+                duplicate_window=DUPLICATE_WINDOW_S,
+                max_age=settings.stream_max_age_s,
+                max_bytes=settings.stream_max_bytes,
+                discard=DiscardPolicy.NEW,  # full: refuse the new, never drop the unprocessed
+                num_replicas=settings.stream_replicas,
+            ),
+        )
     try:
         return await js.key_value(settings.kv_connectors)
     except nats.js.errors.BucketNotFoundError:

@@ -27,8 +27,9 @@ from libs.domain.connector import (
     Step,
     UpdateContactStep,
     WhatsAppStep,
+    walk,
 )
-from libs.domain.events import StepLog
+from libs.domain.events import StepLog, StepStatus, Verdict
 from services.executor.errors import (
     BusyError,
     PermanentError,
@@ -73,7 +74,7 @@ class Journal(Protocol):
 
 @dataclass
 class Outcome:
-    status: str  # succeeded | failed
+    status: Verdict
     steps: list[StepLog]
     error: str | None = None
 
@@ -100,7 +101,8 @@ class Retry(Exception):
 
 
 def render_fields(step: ActionStep, context: Mapping[str, Any]) -> tuple[dict[str, Any], list[str]]:
-    """Render every templated field of an action step; returns values and missing names."""
+    """Every field of an action step, its template fields (``step.TEMPLATES``) rendered;
+    returns the values and the missing attribute names."""
     out: dict[str, Any] = {}
     missing: list[str] = []
 
@@ -111,7 +113,7 @@ def render_fields(step: ActionStep, context: Mapping[str, Any]) -> tuple[dict[st
 
     for name in step.__struct_fields__:
         value = getattr(step, name)
-        if name in {"id", "channel", "channel_from", "method", "timeout_s", "template_language"}:
+        if name not in step.TEMPLATES:
             out[name] = value
         elif isinstance(value, str):
             out[name] = r(value)
@@ -143,24 +145,27 @@ async def run(
 
 
 async def _branch(steps: list[Step], state: _Run) -> None:
-    """Run steps in order; a failed filter or a failed action stops this branch only."""
-    for step in steps:
-        if isinstance(step, BranchStep):
-            await _branch(step.steps, state)
+    """Run steps in order; a failed filter or a failed action stops its branch only:
+    the rest of the list it sits in (nested branches included) is not run."""
+    stopped: str | None = None  # the JSON path of the step list that stopped
+    for here, step, branch in walk(steps):
+        if stopped is not None and here.startswith(stopped):
             continue
+        if isinstance(step, BranchStep):
+            continue  # its steps follow in the walk
         if not await _step(step, state):
-            return
+            stopped = f"{branch}["
 
 
 async def _step(step: Step, state: _Run) -> bool:
     started = time.perf_counter()
 
-    def log(status: str, output: Any = None, error: str | None = None) -> None:
+    def log(status: StepStatus, output: Any = None, error: str | None = None) -> None:
         state.logs.append(
             StepLog(
                 step_id=step.id,
                 type=type(step).__struct_config__.tag,  # type: ignore[arg-type]
-                status=status,  # type: ignore[arg-type]
+                status=status,
                 output=output,
                 error=error,
                 duration_ms=round((time.perf_counter() - started) * 1000, 3),
