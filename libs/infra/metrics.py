@@ -1,18 +1,29 @@
 """Prometheus plumbing shared by every service: a registry per service, capped labels,
 and the ``/metrics``, ``/healthz`` and ``/readyz`` endpoints.
 
-Each service defines its own container class (its ``metrics.py``) on top of this.
+Each service defines its own container class (its ``metrics.py``) on top of this:
+``BaseMetrics`` names every metric ``hookline_<service>_<name>`` and builds the kinds
+every service has (counters, histograms, the consumer lag gauge) in one line each.
 """
 
 from __future__ import annotations
 
-import os
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 
 from aiohttp import web
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+
+from libs.infra import settings as hsettings
 
 OTHER = "other"
+Registry = CollectorRegistry | None  # None: a registry of the container's own
 
 
 class LabelCap:
@@ -21,9 +32,7 @@ class LabelCap:
     Prometheus, and an unbounded number of connectors would grow its memory without end).
     """
 
-    def __init__(self, limit: int | None = None) -> None:
-        if limit is None:
-            limit = int(os.environ.get("HOOKLINE_METRICS_MAX_CONNECTORS", "200"))
+    def __init__(self, limit: int) -> None:
         self._limit = limit
         self._seen: set[str] = set()
         # Called once per admitted value: services create that value's series at 0,
@@ -42,9 +51,75 @@ class LabelCap:
 
 
 class BaseMetrics:
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
+    """A service's registry, its capped ``connector`` label and the builders of its metrics.
+
+    ``max_connectors`` is ``Settings.metrics_max_connectors``, which each service's
+    ``create_app`` passes; the default is that setting's default.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        registry: Registry = None,
+        *,
+        max_connectors: int | None = None,
+    ) -> None:
+        self.service = service
         self.registry = registry or CollectorRegistry()
-        self.connector = LabelCap()
+        if max_connectors is None:
+            max_connectors = hsettings.Settings().metrics_max_connectors
+        self.connector = LabelCap(max_connectors)
+
+    def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
+        """``hookline_<service>_<name>_total``."""
+        return Counter(
+            f"hookline_{self.service}_{name}_total", documentation, labels, registry=self.registry
+        )
+
+    def histogram(
+        self,
+        name: str,
+        documentation: str,
+        labels: Sequence[str] = (),
+        buckets: Sequence[float] = Histogram.DEFAULT_BUCKETS,
+    ) -> Histogram:
+        return Histogram(
+            f"hookline_{self.service}_{name}",
+            documentation,
+            labels,
+            buckets=buckets,
+            registry=self.registry,
+        )
+
+    def lag_gauge(self, whose: str) -> Gauge:
+        """``hookline_<service>_consumer_pending_messages{consumer}``: the lag of ``whose``
+        durable consumer(s), read by ``libs.runtime.worker``."""
+        return Gauge(
+            f"hookline_{self.service}_consumer_pending_messages",
+            f"Messages waiting for {whose} (lag).",
+            ["consumer"],
+            registry=self.registry,
+        )
+
+
+class WorkerMetrics(BaseMetrics):
+    """What every service that consumes the event stream counts: ``messages`` by
+    outcome, ``redeliveries`` and its consumer's lag (``pending``)."""
+
+    def __init__(
+        self,
+        service: str,
+        handles: str,
+        registry: Registry = None,
+        *,
+        max_connectors: int | None = None,
+    ) -> None:
+        super().__init__(service, registry, max_connectors=max_connectors)
+        self.messages = self.counter(
+            "messages", f"{handles} handled by the {service}, by outcome.", ["outcome"]
+        )
+        self.redeliveries = self.counter("redeliveries", "Messages delivered more than once.")
+        self.pending = self.lag_gauge(f"the {service}'s durable consumer")
 
 
 ReadyCheck = Callable[[], Awaitable[bool]]

@@ -30,6 +30,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     data_dir: str = "./var"
     nats_url: str = ""
     mongo_uri: str = ""
+    # Ports of the embedded servers `make run` starts when no NATS_URL / MONGO_URI is set.
+    nats_port: int = 4222
+    nats_monitor_port: int = 8222
+    mongo_port: int = 27017
     mongo_db: str = "hookline"
     max_body_bytes: int = 1024 * 1024
     # Stream and bucket names, overridable so tests can share one server.
@@ -58,6 +62,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # both (one process on a laptop). A deployment runs "api" replicas and its projector
     # apart (`python -m services.config.projector_main`), so the API scales without it.
     config_roles: str = "api,projector"
+    # Connectors named in metric labels; the rest are counted as "other" (every label
+    # value is a time series in Prometheus).
+    metrics_max_connectors: int = 200
 
     @property
     def backoff_schedule(self) -> list[float]:
@@ -93,6 +100,9 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_DATA_DIR": ("data_dir", str),
     "NATS_URL": ("nats_url", str),
     "MONGO_URI": ("mongo_uri", str),
+    "HOOKLINE_NATS_PORT": ("nats_port", int),
+    "HOOKLINE_NATS_MONITOR_PORT": ("nats_monitor_port", int),
+    "HOOKLINE_MONGO_PORT": ("mongo_port", int),
     "HOOKLINE_MONGO_DB": ("mongo_db", str),
     "HOOKLINE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "HOOKLINE_STREAM_MAX_BYTES": ("stream_max_bytes", int),
@@ -105,6 +115,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_STREAM_REPLICAS": ("stream_replicas", int),
     "HOOKLINE_LOG_GRACE_S": ("log_grace_s", float),
     "HOOKLINE_CONFIG_ROLES": ("config_roles", str),
+    "HOOKLINE_METRICS_MAX_CONNECTORS": ("metrics_max_connectors", int),
 }
 
 

@@ -55,15 +55,11 @@ def main() -> int:
     env = dict(os.environ, HOOKLINE_ADMIN_TOKEN=settings.admin_token, HOOKLINE_DATA_DIR=str(data))
     try:
         if not settings.nats_url:
-            nats = embedded.start_nats(
-                data,
-                int(os.environ.get("HOOKLINE_NATS_PORT", "4222")),
-                int(os.environ.get("HOOKLINE_NATS_MONITOR_PORT", "8222")),
-            )
+            nats = embedded.start_nats(data, settings.nats_port, settings.nats_monitor_port)
             started.append(nats)
             env["NATS_URL"] = nats.url
         if not settings.mongo_uri:
-            mongo = embedded.start_mongo(data, int(os.environ.get("HOOKLINE_MONGO_PORT", "27017")))
+            mongo = embedded.start_mongo(data, settings.mongo_port)
             started.append(mongo)
             env["MONGO_URI"] = mongo.url
         spawners: dict[str, Callable[[], embedded.Proc]] = {}

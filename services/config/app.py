@@ -142,7 +142,7 @@ def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.
     app = web.Application(middlewares=[errors_and_auth], client_max_size=4 * 1024 * 1024)
     # Only the API checks the admin token; a projector needs none (nor a writable data dir).
     app[SETTINGS] = ensure_admin_token(settings) if "api" in settings.roles else settings
-    app[METRICS] = metrics or ConfigMetrics()
+    app[METRICS] = metrics or ConfigMetrics(max_connectors=settings.metrics_max_connectors)
     app.cleanup_ctx.append(_resources)
     if "api" in settings.roles:
         for module in (connectors_api, events_api, structure_api, crm_api, contacts_api, openapi):

@@ -2,36 +2,23 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
-
-from libs.infra.metrics import BaseMetrics
+from libs.infra.metrics import BaseMetrics, Registry
 
 
 class ConfigMetrics(BaseMetrics):
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        super().__init__(registry)
-        r = self.registry
-        self.requests = Counter(
-            "hookline_config_requests_total",
+    def __init__(self, registry: Registry = None, *, max_connectors: int | None = None) -> None:
+        super().__init__("config", registry, max_connectors=max_connectors)
+        self.requests = self.counter(
+            "requests",
             "Config API requests, by method, route and status.",
             ["method", "route", "status"],
-            registry=r,
         )
-        self.request_seconds = Histogram(
-            "hookline_config_request_seconds",
-            "Config API latency, by route.",
-            ["route"],
-            registry=r,
+        self.request_seconds = self.histogram(
+            "request_seconds", "Config API latency, by route.", ["route"]
         )
-        self.projected = Counter(
-            "hookline_config_projected_messages_total",
+        self.projected = self.counter(
+            "projected_messages",
             "Messages written to the event log and stats, by projection.",
             ["projection"],
-            registry=r,
         )
-        self.pending = Gauge(
-            "hookline_config_consumer_pending_messages",
-            "Messages waiting for the projector's durable consumers (lag).",
-            ["consumer"],
-            registry=r,
-        )
+        self.pending = self.lag_gauge("the projector's durable consumers")

@@ -266,7 +266,7 @@ def build_context(event: events.EventMapped) -> dict[str, Any]:
 
 
 def create_app(settings: Settings, metrics: ExecutorMetrics | None = None) -> web.Application:
-    metrics = metrics or ExecutorMetrics()
+    metrics = metrics or ExecutorMetrics(max_connectors=settings.metrics_max_connectors)
 
     @contextlib.asynccontextmanager
     async def execute(bb: worker.Backbone) -> AsyncIterator[Executor]:

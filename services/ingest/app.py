@@ -256,7 +256,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
 def create_app(settings: Settings, metrics: IngestMetrics | None = None) -> web.Application:
     app = web.Application(client_max_size=settings.max_body_bytes + 65536)
     app[SETTINGS] = settings
-    app[METRICS] = metrics or IngestMetrics()
+    app[METRICS] = metrics or IngestMetrics(max_connectors=settings.metrics_max_connectors)
     app.cleanup_ctx.append(_resources)
     ingest = Ingest(app)
     for method in ("GET", "POST", "PUT", "PATCH"):

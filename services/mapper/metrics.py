@@ -2,46 +2,21 @@
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge
+from libs.domain.events import MAPPING_STATUSES
+from libs.infra.metrics import Registry, WorkerMetrics
 
-from libs.infra.metrics import BaseMetrics
+# A connector without a field mapping is not counted (its result is ``disabled``).
+_COUNTED = tuple(status for status in MAPPING_STATUSES if status != "disabled")
 
 
-class MapperMetrics(BaseMetrics):
-    def __init__(self, registry: CollectorRegistry | None = None) -> None:
-        super().__init__(registry)
-        r = self.registry
-        self.messages = Counter(
-            "hookline_mapper_messages_total",
-            "Received events handled by the mapper, by outcome.",
-            ["outcome"],
-            registry=r,
+class MapperMetrics(WorkerMetrics):
+    def __init__(self, registry: Registry = None, *, max_connectors: int | None = None) -> None:
+        super().__init__("mapper", "Received events", registry, max_connectors=max_connectors)
+        results = ", ".join(_COUNTED)
+        self.mappings = self.counter("mappings", f"Field mapping results ({results}).", ["result"])
+        self.structures_learned = self.counter(
+            "structures_learned", "Structures inferred from a connector's first event."
         )
-        self.mappings = Counter(
-            "hookline_mapper_mappings_total",
-            "Field mapping results (created, updated, unchanged, matched_email, skipped, error).",
-            ["result"],
-            registry=r,
-        )
-        self.redeliveries = Counter(
-            "hookline_mapper_redeliveries_total",
-            "Messages delivered more than once.",
-            registry=r,
-        )
-        self.structures_learned = Counter(
-            "hookline_mapper_structures_learned_total",
-            "Structures inferred from a connector's first event.",
-            registry=r,
-        )
-        self.drift = Counter(
-            "hookline_mapper_drift_total",
-            "Events whose shape drifted from the connector's structure.",
-            ["connector"],
-            registry=r,
-        )
-        self.pending = Gauge(
-            "hookline_mapper_consumer_pending_messages",
-            "Messages waiting for the mapper's durable consumer (lag).",
-            ["consumer"],
-            registry=r,
+        self.drift = self.counter(
+            "drift", "Events whose shape drifted from the connector's structure.", ["connector"]
         )
