@@ -23,17 +23,41 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime
-from typing import Any, TypeVar
+from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from libs.domain import events, jsonvalue
+from libs.domain import events, jsonvalue, ports
 from libs.infra import logging as hlog
 from libs.infra.mongo import store as hmongo
-from libs.infra.nats import client as natsio
 
 _received = events.decoder(events.EventReceived).decode
 _logs: Any = jsonvalue.Decoder(events.LogStreamEvent).decode  # type: ignore[arg-type]
+
+
+class Delivered(Protocol):
+    @property
+    def num_delivered(self) -> int: ...
+
+
+class Delivery(Protocol):
+    """A delivered message as the projections see it: a JetStream message (``Delivery``),
+    or ``tests.support.memory.MemoryMsg`` in the unit tests."""
+
+    @property
+    def data(self) -> bytes: ...
+
+    @property
+    def subject(self) -> str: ...
+
+    @property
+    def metadata(self) -> Delivered: ...
+
+    async def ack(self) -> None: ...
+
+    async def nak(self, delay: float | None = None) -> None: ...
+
+    async def term(self) -> None: ...
 
 
 def received_doc(ev: events.EventReceived) -> dict[str, Any]:
@@ -133,7 +157,7 @@ class Projector:
 
     def __init__(
         self,
-        store: hmongo.Store,
+        store: ports.ProjectionStore,
         *,
         grace_s: float = 0.0,
         projected: Callable[[str, int], None] = lambda _name, _count: None,
@@ -142,8 +166,8 @@ class Projector:
         self.grace_s = grace_s
         self.projected = projected  # (projection, messages written)
 
-    async def on_received(self, msgs: Sequence[natsio.Msg]) -> None:
-        pairs: list[tuple[natsio.Msg, dict[str, Any]]] = []
+    async def on_received(self, msgs: Sequence[Delivery]) -> None:
+        pairs: list[tuple[Delivery, dict[str, Any]]] = []
         now = events.utcnow()
         for msg in msgs:
             event = await _decode(msg, _received, pairs)
@@ -157,18 +181,18 @@ class Projector:
         await _isolating(pairs, self._received)
         self.projected("projector-received", len(pairs))
 
-    async def _received(self, pairs: Sequence[tuple[natsio.Msg, dict[str, Any]]]) -> None:
+    async def _received(self, pairs: Sequence[tuple[Delivery, dict[str, Any]]]) -> None:
         docs = [doc for _, doc in pairs]
         new, kept_back = await _degrading(docs, self.store.record_received)
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-        for doc in docs:
+        for doc in _one_per_event(docs):
             if doc["_id"] in new:
                 counts[doc["connector_id"]]["received"] += 1
         await self.store.add_stats(counts)
         await _settle(pairs, kept_back)
 
-    async def on_log(self, msgs: Sequence[natsio.Msg]) -> None:
-        pairs: list[tuple[natsio.Msg, LogItem]] = []
+    async def on_log(self, msgs: Sequence[Delivery]) -> None:
+        pairs: list[tuple[Delivery, LogItem]] = []
         for msg in msgs:
             ev = await _decode(msg, _logs, pairs)
             if ev is None:
@@ -182,7 +206,7 @@ class Projector:
         await _isolating(pairs, self._logs)
         self.projected("projector-logs", len(pairs))
 
-    async def _logs(self, pairs: Sequence[tuple[natsio.Msg, LogItem]]) -> None:
+    async def _logs(self, pairs: Sequence[tuple[Delivery, LogItem]]) -> None:
         outcomes: list[dict[str, Any]] = []
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for _, item in pairs:
@@ -192,7 +216,7 @@ class Projector:
             elif item is not None:
                 outcomes.append(item)
         (first, created), kept_back = await _degrading(outcomes, self.store.record_outcomes)
-        for doc in outcomes:
+        for doc in _one_per_event(outcomes):
             if doc["_id"] in first:
                 counts[doc["connector_id"]][
                     "failed" if doc["status"] == "failed" else "succeeded"
@@ -211,8 +235,8 @@ RETRY_UNSTORABLE_S = 60.0
 
 
 async def _isolating(
-    pairs: Sequence[tuple[natsio.Msg, T]],
-    write: Callable[[Sequence[tuple[natsio.Msg, T]]], Awaitable[None]],
+    pairs: Sequence[tuple[Delivery, T]],
+    write: Callable[[Sequence[tuple[Delivery, T]]], Awaitable[None]],
 ) -> None:
     if not pairs:
         return
@@ -251,7 +275,7 @@ async def _isolating(
 
 
 async def _decode(
-    msg: natsio.Msg, decode: Callable[[bytes], T], pairs: list[tuple[natsio.Msg, Any]]
+    msg: Delivery, decode: Callable[[bytes], T], pairs: list[tuple[Delivery, Any]]
 ) -> T | None:
     """The message's event; None when it does not decode, after adding the entry
     salvaged from it (if it names an event) to ``pairs``."""
@@ -264,7 +288,7 @@ async def _decode(
         return None
 
 
-async def _undecodable(msg: natsio.Msg, exc: Exception) -> dict[str, Any] | None:
+async def _undecodable(msg: Delivery, exc: Exception) -> dict[str, Any] | None:
     """A degraded entry for a message its decoder refused; None (terminated, logged
     as an error) when it does not even name an event, so it was no event of ingest's."""
     doc = salvaged(msg.data, str(exc))
@@ -302,13 +326,22 @@ async def _degrading(
     return result, set(refused)
 
 
+def _one_per_event(docs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The first entry of each event id: a batch may hold a message twice (delivered
+    again before the first was settled), and the store's ids count it once."""
+    first: dict[str, dict[str, Any]] = {}
+    for doc in docs:
+        first.setdefault(doc["_id"], doc)
+    return list(first.values())
+
+
 def _merge(a: Any, b: Any) -> Any:
     if isinstance(a, set):
         return a | b
     return tuple(x | y for x, y in zip(a, b, strict=True))
 
 
-async def _settle(pairs: Sequence[tuple[natsio.Msg, Any]], kept_back: set[str]) -> None:
+async def _settle(pairs: Sequence[tuple[Delivery, Any]], kept_back: set[str]) -> None:
     """Ack every message written; one whose entry could not be written at all waits."""
     for msg, item in pairs:
         if isinstance(item, dict) and item.get("_id") in kept_back:

@@ -5,7 +5,10 @@ The mapper writes a whole batch of events with :meth:`Contacts.apply` (an
 ``bulk_write`` of those the batch changes);
 the executor's update-contact and assign-owner actions use :meth:`Contacts.update_fields`
 and :meth:`Contacts.set_owner`; the config API reads with :meth:`Contacts.find` and
-:meth:`Contacts.get`.  Every Mongo call on the ``contacts`` collection lives here.
+:meth:`Contacts.get`.  Every Mongo call on the ``contacts`` collection lives here, in
+:class:`MongoContactDocuments`, the MongoDB backend of the ``ContactDocuments`` port
+(``libs.domain.ports``); :class:`Contacts` speaks only to the port, so its batching
+runs unchanged over the in-memory backend of the unit tests.
 
 A contact document::
 
@@ -35,7 +38,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from pymongo import ASCENDING, UpdateOne
+from pymongo import UpdateOne
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.errors import BulkWriteError, DuplicateKeyError
 
@@ -52,12 +55,18 @@ from libs.domain.contacts import (
     normalize_mobile,
 )
 from libs.domain.events import MappingResult, MappingStatus
+from libs.domain.ports import (
+    BulkOutcome,
+    ContactDocuments,
+    DuplicateKey,
+    Update,
+    WriteFailure,
+)
 from libs.infra.mongo.codec import from_bson, to_bson
 from libs.infra.mongo.store import Doc, Store
 
-__all__ = ["KNOWN_NUMBERS", "Contacts", "to_contact"]
+__all__ = ["KNOWN_NUMBERS", "Contacts", "MongoContactDocuments", "to_contact"]
 
-_DUPLICATE_KEY = 11000
 KNOWN_NUMBERS = 100_000  # numbers a Contacts remembers as stored (about 10 MB)
 _ABSENT = object()  # a field the contact does not have
 _IN_CHUNK = 32  # values per $in query (see _find_in)
@@ -113,14 +122,19 @@ class _Op:
 
 
 class Contacts:
+    """The repository over a ``Store`` (its ``contacts`` collection) or any backend of
+    the ``ContactDocuments`` port."""
+
     def __init__(
         self,
-        store: Store,
+        store: Store | ContactDocuments,
         *,
         new_id: Callable[[], str] = events.new_id,
         remember: int = KNOWN_NUMBERS,
     ) -> None:
-        self.col: AsyncCollection[Doc] = store.contacts
+        self.docs: ContactDocuments = (
+            MongoContactDocuments(store.contacts) if isinstance(store, Store) else store
+        )
         self._new_id = new_id
         # Numbers this process saw stored, least recently seen first: their events skip
         # the insert attempt and go straight to the read.  Only a routing hint, so it may
@@ -183,7 +197,7 @@ class Contacts:
         if not emails:
             return {}
         rows = await _find_in(
-            self.col, "email", sorted(emails), {"_id": 1, "email": 1, "created_at": 1}
+            self.docs, "email", sorted(emails), {"_id": 1, "email": 1, "created_at": 1}
         )
         rows.sort(key=lambda row: (row.get("created_at") or _EPOCH, row["_id"]))
         first: dict[str, str] = {}
@@ -233,26 +247,26 @@ class Contacts:
         a race are retried as updates.  Sets ``after`` where the outcome is certain."""
         if not ops:
             return
-        upserted, write_errors = await _bulk(self.col, [_request(op) for op in ops])
+        outcome = await self.docs.bulk_update([_request(op) for op in ops])
         retry: list[_Op] = []
         for index, op in enumerate(ops):
-            err = write_errors.get(index)
+            err = outcome.failures.get(index)
             if err is not None:
-                if err.get("code") == _DUPLICATE_KEY and op.kind != "email_batch":
+                if err.duplicate and op.kind != "email_batch":
                     retry.append(op)  # lost an upsert race
                 else:
-                    op.failed = str(err.get("errmsg") or err)
+                    op.failed = err.message
                 op.after = None
-            elif (index in upserted) != (not op.found):
+            elif (index in outcome.upserted) != (not op.found):
                 op.after = None  # created or deleted by another writer meanwhile
-            elif index in upserted:
+            elif index in outcome.upserted:
                 op.created = True
         if not retry:
             return
         # The racing writer inserted the contact: now it matches, update it in place.
-        again = [UpdateOne(op.filter, {"$set": op.update["$set"]}) for op in retry]
-        for index, err in (await _bulk(self.col, again))[1].items():
-            retry[index].failed = str(err.get("errmsg") or err)
+        again = [Update(op.filter, {"$set": op.update["$set"]}) for op in retry]
+        for index, err in (await self.docs.bulk_update(again)).failures.items():
+            retry[index].failed = err.message
 
     async def _insert_new(self, ops: list[_Op], state: dict[str, Doc]) -> list[_Op]:
         """Insert the first op of each number not known to be stored; return the ops left.
@@ -275,11 +289,7 @@ class Contacts:
         if not fresh:
             return ops
         docs = [_document(op) for op in fresh]
-        failed: set[int] = set()
-        try:
-            await self.col.insert_many(docs, ordered=False)
-        except BulkWriteError as exc:
-            failed = {int(e["index"]) for e in exc.details.get("writeErrors", [])}
+        failed = set(await self.docs.insert_many(docs))
         for index, (op, doc) in enumerate(zip(fresh, docs, strict=True)):
             if index not in failed:
                 op.created, op.changed, op.after = True, True, doc
@@ -302,8 +312,8 @@ class Contacts:
         mobiles = sorted({op.filter["mobile"] for op in ops if "mobile" in op.filter})
         ids = sorted({op.filter["_id"] for op in ops if "_id" in op.filter})
         found: dict[str, Doc] = {}
-        by_mobile = await _find_in(self.col, "mobile", mobiles)
-        for doc in [*by_mobile, *await _find_in(self.col, "_id", ids)]:
+        by_mobile = await _find_in(self.docs, "mobile", mobiles)
+        for doc in [*by_mobile, *await _find_in(self.docs, "_id", ids)]:
             found[f"i:{doc['_id']}"] = doc
             if doc.get("mobile"):
                 found[f"m:{doc['mobile']}"] = doc
@@ -326,13 +336,14 @@ class Contacts:
             query["email"] = email.strip().lower()
         if not query:
             raise ValueError("find contacts by mobile or email")
-        cursor = self.col.find(query).sort([("created_at", ASCENDING), ("_id", ASCENDING)])
-        rows = await cursor.limit(max(1, min(limit, 500))).to_list(None)
+        rows = await self.docs.find(
+            query, sort=[("created_at", 1), ("_id", 1)], limit=max(1, min(limit, 500))
+        )
         return [to_contact(r, timestamps=True) for r in rows]
 
     async def get(self, contact_id: str) -> dict[str, Any] | None:
-        doc = await self.col.find_one({"_id": contact_id})
-        return to_contact(doc, timestamps=True) if doc is not None else None
+        rows = await self.docs.find({"_id": contact_id}, limit=1)
+        return to_contact(rows[0], timestamps=True) if rows else None
 
     # ------------------------------------------------------------ the executor's actions
 
@@ -373,10 +384,10 @@ class Contacts:
         # update_one + find_one: two fast round trips (find_one_and_update is the
         # slowest call on SecantusDB).
         try:
-            result = await self.col.update_one({"_id": contact_id}, update)
-        except DuplicateKeyError:
+            matched = await self.docs.update_one({"_id": contact_id}, update)
+        except DuplicateKey:
             raise MobileTaken(f"mobile {sets.get('mobile')} belongs to another contact") from None
-        if result.matched_count == 0:
+        if not matched:
             return None
         return await self.get(contact_id)
 
@@ -423,16 +434,16 @@ def _settle(op: _Op, state: dict[str, Doc]) -> bool:
     return True
 
 
-def _request(op: _Op) -> UpdateOne:
+def _request(op: _Op) -> Update:
     """The write of an op that changes its contact.  A contact the batch read is updated
     by ``_id`` (15-25% cheaper on SecantusDB than by number) and re-created should it
     have been deleted since the read; others are upserted by the op's own filter."""
     if op.after is None or not op.found:
-        return UpdateOne(op.filter, op.update, upsert=op.kind != "email_batch")
+        return Update(op.filter, op.update, upsert=op.kind != "email_batch")
     identity = {**op.update.get("$setOnInsert", {}), **op.filter}
     identity.pop("_id", None)
     update = {"$set": op.update["$set"], "$setOnInsert": identity}
-    return UpdateOne({"_id": op.after["_id"]}, update, upsert=op.kind != "email_batch")
+    return Update({"_id": op.after["_id"]}, update, upsert=op.kind != "email_batch")
 
 
 def _result(op: _Op) -> MappingResult:
@@ -560,7 +571,7 @@ def _document(op: _Op) -> Doc:
 
 
 async def _find_in(
-    col: AsyncCollection[Doc], field: str, values: list[Any], projection: Doc | None = None
+    docs: ContactDocuments, field: str, values: list[Any], projection: Doc | None = None
 ) -> list[Doc]:
     """Documents whose ``field`` is one of ``values``: ``$in`` finds of ``_IN_CHUNK`` values
     each, run side by side.  SecantusDB checks each found document against the whole
@@ -568,19 +579,61 @@ async def _find_in(
     (256 mobiles: 82 ms of server CPU, against 34 ms for eight finds of 32)."""
     chunks = [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
     found = await asyncio.gather(
-        *(col.find({field: {"$in": chunk}}, projection).to_list(None) for chunk in chunks)
+        *(docs.find({field: {"$in": chunk}}, projection) for chunk in chunks)
     )
     return [doc for batch in found for doc in batch]
 
 
-async def _bulk(
-    col: AsyncCollection[Doc], requests: list[UpdateOne]
-) -> tuple[set[int], dict[int, Doc]]:
-    """One unordered bulk write: (indexes of requests that upserted, write errors by index)."""
-    try:
-        result = await col.bulk_write(requests, ordered=False)
-    except BulkWriteError as exc:
-        details = exc.details
-        upserted = {int(u["index"]) for u in details.get("upserted", [])}
-        return upserted, {int(e["index"]): e for e in details.get("writeErrors", [])}
-    return {int(i) for i in result.upserted_ids or {}}, {}
+# ---------------------------------------------------------------- the MongoDB backend
+
+
+class MongoContactDocuments:
+    """The ``ContactDocuments`` port over a PyMongo collection: one call a method."""
+
+    def __init__(self, col: AsyncCollection[Doc]) -> None:
+        self.col = col
+
+    async def insert_many(self, docs: Sequence[Doc]) -> dict[int, WriteFailure]:
+        try:
+            await self.col.insert_many(docs, ordered=False)
+        except BulkWriteError as exc:
+            return _failures(exc.details)
+        return {}
+
+    async def find(
+        self,
+        query: Doc,
+        projection: Doc | None = None,
+        *,
+        sort: Sequence[tuple[str, int]] = (),
+        limit: int = 0,
+    ) -> list[Doc]:
+        cursor = self.col.find(query, projection)
+        if sort:
+            cursor = cursor.sort(list(sort))
+        return await cursor.limit(limit).to_list(None)
+
+    async def bulk_update(self, updates: Sequence[Update]) -> BulkOutcome:
+        requests = [UpdateOne(u.filter, u.update, upsert=u.upsert) for u in updates]
+        try:
+            result = await self.col.bulk_write(requests, ordered=False)
+        except BulkWriteError as exc:
+            details = exc.details
+            upserted = {int(u["index"]) for u in details.get("upserted", [])}
+            return BulkOutcome(upserted, _failures(details))
+        return BulkOutcome({int(i) for i in result.upserted_ids or {}})
+
+    async def update_one(self, query: Doc, update: Doc) -> bool:
+        try:
+            result = await self.col.update_one(query, update)
+        except DuplicateKeyError as exc:
+            raise DuplicateKey(str(exc)) from None
+        return result.matched_count > 0
+
+
+def _failures(details: Mapping[str, Any]) -> dict[int, WriteFailure]:
+    """The write errors of a bulk write's reply, by index."""
+    return {
+        int(e["index"]): WriteFailure(int(e.get("code") or 0), str(e.get("errmsg") or e))
+        for e in details.get("writeErrors", [])
+    }
