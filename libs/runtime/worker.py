@@ -10,14 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Protocol, TypeVar
 
+import msgspec
 from aiohttp import web
 from prometheus_client import Gauge
 
-from libs.infra.metrics import BaseMetrics, add_ops_routes
+from libs.infra import logging as hlog
+from libs.infra.metrics import BaseMetrics, WorkerMetrics, add_ops_routes
 from libs.infra.mongo import store as hmongo
 from libs.infra.nats import client as natsio
 from libs.infra.nats.channel_registry import ChannelRegistry, ensure_channels_bucket
@@ -112,6 +114,29 @@ async def consuming(
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await watcher
+
+
+T = TypeVar("T")
+
+
+async def decode_batch(
+    msgs: Sequence[natsio.Msg],
+    decode: Callable[[bytes], T],
+    metrics: WorkerMetrics,
+) -> list[tuple[natsio.Msg, T]]:
+    """The batch's messages with their decoded events. One that does not decode is
+    logged, counted and terminated: redelivering it would not make it decode."""
+    decoded: list[tuple[natsio.Msg, T]] = []
+    for msg in msgs:
+        if (msg.metadata.num_delivered or 1) > 1:
+            metrics.redeliveries.inc()
+        try:
+            decoded.append((msg, decode(msg.data)))
+        except msgspec.DecodeError as exc:
+            hlog.get().error(f"{metrics.service}.undecodable", error=str(exc))
+            metrics.messages.labels("undecodable").inc()
+            await msg.term()
+    return decoded
 
 
 # A worker's role: given the backbone, it runs its consumers while the context is open

@@ -63,14 +63,7 @@ class Executor:
         self._versions: dict[tuple[str, int], ConnectorConfig] = {}
 
     async def handle(self, msgs: Sequence[natsio.Msg]) -> None:
-        decoded: list[tuple[natsio.Msg, events.EventMapped]] = []
-        for msg in msgs:
-            try:
-                decoded.append((msg, self.decode(msg.data)))
-            except msgspec.DecodeError as exc:
-                hlog.get().error("executor.undecodable", error=str(exc))
-                self.metrics.messages.labels("undecodable").inc()
-                await msg.term()
+        decoded = await worker.decode_batch(msgs, self.decode, self.metrics)
         if not decoded:
             return
         # One query for the whole batch: which steps already succeeded before. Only a
@@ -93,8 +86,6 @@ class Executor:
 
     async def _one(self, msg: natsio.Msg, event: events.EventMapped, done: dict[str, Any]) -> None:
         attempt = msg.metadata.num_delivered or 1
-        if attempt > 1:
-            self.metrics.redeliveries.inc()
         with hlog.bind(
             event_id=event.event_id,
             connector_id=event.connector_id,

@@ -10,14 +10,13 @@ core's (``services.mapper.core``), which takes decoded events and ports.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 
-import msgspec
 from aiohttp import web
 
 from libs.domain import events
 from libs.infra import logging as hlog
-from libs.infra.metrics import add_ops_routes
 from libs.infra.mongo import store as hmongo
 from libs.infra.mongo.contacts import Contacts
 from libs.infra.nats import client as natsio
@@ -28,10 +27,6 @@ from libs.infra.settings import Settings
 from libs.runtime import worker
 from services.mapper.core import MapperCore
 from services.mapper.metrics import MapperMetrics
-
-SETTINGS = web.AppKey("settings", Settings)
-METRICS = web.AppKey("metrics", MapperMetrics)
-BACKBONE = web.AppKey("backbone", worker.Backbone)
 
 DURABLE = "mapper"
 
@@ -62,16 +57,7 @@ class Mapper:
         )
 
     async def handle(self, msgs: Sequence[natsio.Msg]) -> None:
-        decoded: list[tuple[natsio.Msg, events.EventReceived]] = []
-        for msg in msgs:
-            if msg.metadata.num_delivered and msg.metadata.num_delivered > 1:
-                self.metrics.redeliveries.inc()
-            try:
-                decoded.append((msg, self.decode(msg.data)))
-            except msgspec.DecodeError as exc:
-                hlog.get().error("mapper.undecodable", error=str(exc))
-                self.metrics.messages.labels("undecodable").inc()
-                await msg.term()
+        decoded = await worker.decode_batch(msgs, self.decode, self.metrics)
         if not decoded:
             return
         try:
@@ -124,36 +110,23 @@ class Mapper:
         await msg.nak(delay=1.0)
 
 
-STATE = web.AppKey("state", Mapper)
+def create_app(settings: Settings, metrics: MapperMetrics | None = None) -> web.Application:
+    metrics = metrics or MapperMetrics(max_connectors=settings.metrics_max_connectors)
 
-
-async def _resources(app: web.Application) -> AsyncIterator[None]:
-    settings = app[SETTINGS]
-    async with worker.backbone(settings, "hookline-mapper") as bb:
-        mapper = Mapper(settings, app[METRICS], bb.publisher, bb.store, bb.registry, bb.channels)
-        app[STATE], app[BACKBONE] = mapper, bb
+    @contextlib.asynccontextmanager
+    async def map_events(bb: worker.Backbone) -> AsyncIterator[Mapper]:
+        mapper = Mapper(settings, metrics, bb.publisher, bb.store, bb.registry, bb.channels)
         async with worker.consuming(
             bb,
             stream=settings.stream_events,
             durable=DURABLE,
             subject=subjects.all_received(settings.prefix),
             handler=mapper.handle,
-            lag=app[METRICS].pending,
+            lag=metrics.pending,
             # A third batch in flight: draining a backlog of mapped events, 2,100 to 2,400
             # events/s with two, 2,600 to 3,200 with three (make bench, 2 cores).
             parallel=3,
         ):
-            yield
+            yield mapper
 
-
-def create_app(settings: Settings, metrics: MapperMetrics | None = None) -> web.Application:
-    app = web.Application()
-    app[SETTINGS] = settings
-    app[METRICS] = metrics or MapperMetrics(max_connectors=settings.metrics_max_connectors)
-    app.cleanup_ctx.append(_resources)
-
-    async def ready() -> bool:
-        return BACKBONE in app and await app[BACKBONE].ready()
-
-    add_ops_routes(app, app[METRICS], ready)
-    return app
+    return worker.worker_app(settings, "hookline-mapper", metrics, map_events)
