@@ -11,7 +11,6 @@ from nats.js.kv import KeyValue
 from libs.domain import jsonvalue
 from libs.infra.http import ApiError
 from libs.infra.mongo import store as hmongo
-from libs.infra.mongo.codec import INT64_MAX
 from libs.infra.nats import client as natsio
 from libs.infra.settings import Settings
 
@@ -46,13 +45,6 @@ async def body_json(request: web.Request, *, optional: bool = False) -> dict[str
     if not isinstance(body, dict):
         raise ApiError(400, "invalid_body", "the body must be a JSON object")
     return body
-
-
-def int_param(value: Any, what: str) -> int:
-    """A positive integer that MongoDB can store, else 422."""
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= INT64_MAX:
-        raise ApiError(422, f"invalid_{what}", f"{what} must be a positive integer")
-    return value
 
 
 async def connector_or_404(request: web.Request) -> dict[str, Any]:

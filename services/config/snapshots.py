@@ -1,4 +1,5 @@
-"""Connector documents ↔ API views ↔ KV snapshots, and publishing snapshots to KV."""
+"""Connector documents → KV snapshots, and publishing them to KV (the API views are
+``services.config.models``)."""
 
 from __future__ import annotations
 
@@ -21,19 +22,6 @@ def new_token() -> str:
 
 def url_of(settings: Settings, token: str) -> str:
     return f"{settings.public_url.rstrip('/')}/c/{token}"
-
-
-def view(settings: Settings, doc: dict[str, Any]) -> dict[str, Any]:
-    """The connector as the API shows it."""
-    return {
-        "id": doc["_id"],
-        "name": doc["name"],
-        "url": url_of(settings, doc["token"]),
-        "version": doc["version"],
-        "config": doc["config"],
-        "created_at": doc["created_at"].isoformat(),
-        "updated_at": doc["updated_at"].isoformat(),
-    }
 
 
 def snapshot(doc: dict[str, Any]) -> ConnectorSnapshot:
