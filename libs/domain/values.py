@@ -1,4 +1,5 @@
-"""How attribute values read as text and as "empty", the same for filters and formatters."""
+"""How attribute values read as text and as "empty", the same for filters and formatters;
+and the integer range a stored number keeps (MongoDB's int64)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,10 @@ from decimal import Decimal
 from typing import Any
 
 import msgspec
+
+# The integers MongoDB stores as numbers (int64); beyond them the Mongo codec keeps the
+# digits, and the API's version numbers and counters stay inside them.
+INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 
 
 def as_text(value: Any) -> str:

@@ -39,7 +39,7 @@ from libs.infra.nats.channel_registry import (
     publish_channel,
     republish_all_channels,
 )
-from services.config import models
+from services.config import decoding, models
 from services.config.context import CTX, Context
 from services.config.openapi import Routes
 
@@ -235,7 +235,7 @@ def check_channel(channel: Channel) -> list[Problem]:
 
 def decode_channel(raw: dict[str, Any]) -> Channel:
     """A channel from an API body (id already set), or a 422 that says what is wrong."""
-    channel: Channel = models.decode(Channel, raw, "invalid_channel")  # type: ignore[arg-type]
+    channel: Channel = decoding.decode(Channel, raw, "invalid_channel")  # type: ignore[arg-type]
     problems = check_channel(channel)
     if problems:
         raise _invalid("invalid_channel", problems)
@@ -419,7 +419,7 @@ async def replace_channel(request: web.Request, body: dict[str, Any]) -> Channel
             f"channel {stored.id!r} is a {stored_type} channel; its type cannot change "
             "(create a new channel instead)",
         )
-    sent = msgspec.to_builtins(models.decode(models.ChannelReplace, body, "invalid_channel"))
+    sent = msgspec.to_builtins(decoding.decode(models.ChannelReplace, body, "invalid_channel"))
     channel = decode_channel(keep_stored_secrets(sent | {"id": stored.id}, stored))
     result = await ctx.store.channels.replace_one({"_id": channel.id}, _channel_doc(channel))
     if result.matched_count == 0:  # deleted meanwhile

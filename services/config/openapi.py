@@ -11,7 +11,7 @@ Each API module declares its routes with :class:`Routes`::
 
 which registers an aiohttp route (``app.add_routes(module.routes)`` as for any
 ``RouteTableDef``) whose handler decodes the body (and query) into the models, with the
-API's 4xx for what does not decode (:func:`services.config.models.decode`), calls the
+API's 4xx for what does not decode (:func:`services.config.decoding.decode`), calls the
 function and encodes what it returns; and it records the route's :class:`Operation`.
 
 :func:`spec` walks an application's route table: every route's operation, with schemas
@@ -31,7 +31,7 @@ import msgspec
 from aiohttp import web
 
 from libs.domain import events
-from services.config import models
+from services.config import decoding, models
 from services.config.context import body_json
 
 Schema = dict[str, Any]
@@ -84,12 +84,14 @@ class Routes(web.RouteTableDef):
                 kwargs: dict[str, Any] = {}
                 if op.query is not None:
                     query = {k: v for k, v in request.query.items() if v}
-                    kwargs["query"] = models.decode(
+                    kwargs["query"] = decoding.decode(
                         op.query, query, "invalid_query", status=400, strict=False
                     )
                 if op.body is not None:
                     raw = await body_json(request, optional=not op.body_required)
-                    kwargs["body"] = raw if op.raw_body else models.decode(op.body, raw, op.invalid)
+                    kwargs["body"] = (
+                        raw if op.raw_body else decoding.decode(op.body, raw, op.invalid)
+                    )
                 result = await fn(request, **kwargs)
                 if isinstance(result, web.StreamResponse):
                     return result

@@ -162,7 +162,7 @@ def test_body_errors_are_the_api_errors() -> None:
     """What msgspec refuses becomes the API's 422 with every problem's path; fields
     that always had their own error code keep it."""
     from libs.infra.http import ApiError
-    from services.config import models
+    from services.config import decoding, models
 
     cases = [
         (models.SubscriberAttributeCreate, {"name": "City", "type": "x", "extra": 1},
@@ -183,11 +183,11 @@ def test_body_errors_are_the_api_errors() -> None:
     for model, raw, code, paths in cases:
         with pytest.raises(ApiError) as caught:
             # A resource's own code is the operation's; the others override any.
-            models.decode(model, raw, code if code in OPERATION_CODES else "invalid_body")
+            decoding.decode(model, raw, code if code in OPERATION_CODES else "invalid_body")
         error = caught.value
         assert (error.status, error.code) == (422, code), raw
         assert [p["path"] for p in error.extra["problems"]] == paths, raw
-    assert models.decode(models.ConnectorSave, {"version": 3}, "x").version == 3
+    assert decoding.decode(models.ConnectorSave, {"version": 3}, "x").version == 3
 
 
 @pytest.fixture

@@ -56,6 +56,8 @@ def test_the_contracts_hold_on_this_tree(lint_available: None, tmp_path: Path) -
         ("libs/domain/paths.py", "import pymongo", "The domain core is pure"),
         ("libs/domain/filters.py", "import structlog", "The domain core is pure"),
         ("libs/infra/settings.py", "import services.ingest", "libs imports no service"),
+        ("services/config/models.py", "import aiohttp", "API models and CLI"),
+        ("services/config/cli/client.py", "import services.config.app", "API models and CLI"),
         (
             "services/mapper/__init__.py",
             "import services.executor",

@@ -24,7 +24,8 @@ from typing import Any
 
 from bson.int64 import Int64
 
-INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
+from libs.domain.values import INT64_MAX, INT64_MIN
+
 BIG_INT = "%int"
 
 _NEEDS_ESCAPE = re.compile(r"[%.\x00]|^\$|^$")
