@@ -761,17 +761,26 @@ def test_a_closed_stdout_ends_quietly(fake: FakeApi, hl: Hookline, unbuffered: s
 
 
 def test_the_cli_imports_no_server_code() -> None:
+    """It shares the API's models (msgspec structs over the pure domain), nothing else of
+    the server: no web framework, broker or database driver, no adapter, no handler."""
     probe = (
         "import sys, services.config.cli; "
         "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-        "('aiohttp', 'nats', 'pymongo', 'msgspec') or m.startswith('services.config.app') "
-        "or m.startswith('libs')))"
+        "('aiohttp', 'nats', 'pymongo', 'bson') "
+        "or m.startswith(('libs.infra', 'libs.runtime', 'services.config.app', "
+        "'services.config.openapi', 'services.config.decoding'))))"
     )
     result = subprocess.run(
         [sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=60
     )
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+    shared = subprocess.run(
+        [sys.executable, "-c", "import sys, services.config.cli; "
+         "print('services.config.models' in sys.modules)"],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert shared.stdout.strip() == "True"
 
 
 def test_help_keeps_the_options_and_exit_codes(hl: Hookline) -> None:
@@ -781,3 +790,16 @@ def test_help_keeps_the_options_and_exit_codes(hl: Hookline) -> None:
     tail = hl("events", "tail", "-h").stdout
     for text in ("--follow", "-f", "--interval", "--limit", "--status", "--json"):
         assert text in tail
+
+
+def test_the_cli_shows_the_api_models_fields() -> None:
+    """The CLI's tables name fields of the API's own models (checked when they are
+    declared) and its status choices are the API's."""
+    from services.config import models
+    from services.config.cli import events as cli_events
+    from services.config.cli.output import Column, of_model
+
+    assert {s.value for s in cli_events.Status} == set(models.EVENT_STATUSES)
+    with pytest.raises(TypeError, match="not a field of the API's Stats"):
+        of_model(models.Stats, Column("X", "no_such_counter"))
+    assert of_model(models.Stats, ("got", "received")) == (("got", "received"),)

@@ -11,6 +11,8 @@ import urllib.parse
 import urllib.request
 from typing import Any
 
+import msgspec
+
 from services.config.cli.errors import CONNECT, EXIT_BY_STATUS, OTHER, CliError
 
 TIMEOUT_S = 30.0
@@ -36,7 +38,12 @@ class Client:
         data = None
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if body is not None:
-            data = json.dumps(body).encode()
+            # A request model of the API's own (services.config.models) or plain JSON.
+            data = (
+                msgspec.json.encode(body)
+                if isinstance(body, msgspec.Struct)
+                else json.dumps(body).encode()
+            )
             headers["Content-Type"] = "application/json"
         request = urllib.request.Request(url, data=data, headers=headers, method=method)
         try:

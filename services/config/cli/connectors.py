@@ -10,9 +10,10 @@ from typing import Annotated, Any
 
 import typer
 
+from services.config import models
 from services.config.cli.client import connector
 from services.config.cli.errors import USAGE, CliError
-from services.config.cli.output import Column, Item, dumps, pairs, table
+from services.config.cli.output import Column, Item, dumps, of_model, pairs, table
 from services.config.cli.session import ConnectorId, Session, command
 
 app = typer.Typer(
@@ -20,7 +21,8 @@ app = typer.Typer(
 )
 
 
-CONNECTOR = (
+CONNECTOR = of_model(
+    models.Connector,
     ("id", "id"),
     ("name", "name"),
     ("url", "url"),
@@ -28,7 +30,8 @@ CONNECTOR = (
     ("created", "created_at"),
     ("updated", "updated_at"),
 )
-LISTED = (
+LISTED = of_model(
+    models.Connector,
     Column("ID", "id"),
     Column("NAME", "name"),
     Column("VERSION", "version", right=True),
@@ -42,7 +45,8 @@ def _config_of(v: Item) -> Item:
     return config if isinstance(config, dict) else {}
 
 
-VERSIONS = (
+VERSIONS = of_model(
+    models.Version,
     Column("VERSION", "version", right=True),
     Column("SAVED", "saved_at"),
     Column("STEPS", lambda v: len(_config_of(v).get("steps") or []), right=True),
@@ -137,7 +141,7 @@ def rotate_url(
         ),
     ] = None,
 ) -> None:
-    body = {"grace_seconds": grace} if grace is not None else None
+    body = models.RotateUrl(grace_seconds=grace) if grace is not None else None
     when = f"in {grace} s" if grace else "now"
     s.out.emit(
         s.api.call("POST", connector(cid) + "/rotate-url", body),

@@ -9,9 +9,20 @@ from typing import Annotated, Any
 
 import typer
 
+from libs.domain.events import StepLog
+from services.config import models
 from services.config.cli.client import Client, connector, segment
 from services.config.cli.errors import CONNECT, CliError
-from services.config.cli.output import Column, Item, Output, dumps, pairs, short, table
+from services.config.cli.output import (
+    Column,
+    Item,
+    Output,
+    dumps,
+    of_model,
+    pairs,
+    short,
+    table,
+)
 from services.config.cli.session import ConnectorId, Session, command
 
 TAIL_PAGE = 100  # events fetched per poll of `events tail --follow`
@@ -29,14 +40,16 @@ class Status(StrEnum):
 EventId = Annotated[str, typer.Argument(metavar="EVENT_ID", show_default=False)]
 StatusOption = Annotated[Status | None, typer.Option(show_default=False)]
 
-EVENTS = (
+EVENTS = of_model(
+    models.EventSummary,
     Column("EVENT", "event_id"),
     Column("RECEIVED", "received_at"),
     Column("STATUS", "status", width=len("succeeded")),  # widths: `tail` rows stay aligned
     Column("VERSION", "connector_version", right=True),
     Column("ERROR", lambda e: short(e.get("error"))),
 )
-EVENT = (
+EVENT = of_model(
+    models.EventDetail,
     ("event", "event_id"),
     ("received", "received_at"),
     ("status", "status"),
@@ -48,7 +61,8 @@ EVENT = (
     ("source", "request.source_ip"),
     ("mapping", "mapping.status"),
 )
-STEPS = (
+STEPS = of_model(
+    StepLog,
     Column("STEP", "step_id"),
     Column("TYPE", "type"),
     Column("STATUS", "status"),
@@ -113,7 +127,7 @@ def replay(
         int | None, typer.Option(min=1, metavar="N", help="against this kept version")
     ] = None,
 ) -> None:
-    body = {"version": version} if version is not None else None
+    body = models.Replay(version=version) if version is not None else None
     data = s.api.call("POST", f"{connector(cid)}/events/{segment(event_id)}/replay", body)
     s.out.emit(
         data,

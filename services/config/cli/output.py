@@ -14,8 +14,9 @@ import json
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
+import msgspec
 from rich.console import Console, JustifyMethod
 from rich.table import Table
 from rich.text import Text
@@ -64,6 +65,21 @@ class Column:
 
     def of(self, item: Item) -> Any:
         return dig(item, self.value) if isinstance(self.value, str) else self.value(item)
+
+
+S = TypeVar("S", Column, tuple[str, str | Getter])
+
+
+def of_model(model: type[msgspec.Struct], *specs: S) -> tuple[S, ...]:
+    """Columns (or ``pairs`` rows) that show items of the API's ``model``: every dotted key
+    must start with one of the model's fields, so a field the API renames fails the CLI's
+    tests (and its import), not a user's screen."""
+    names = {f.encode_name for f in msgspec.structs.fields(model)}
+    for spec in specs:
+        key = spec.value if isinstance(spec, Column) else spec[1]
+        if isinstance(key, str) and key.split(".", 1)[0] not in names:
+            raise TypeError(f"{key!r} is not a field of the API's {model.__name__}")
+    return specs
 
 
 def table(columns: Sequence[Column], items: Iterable[Item], header: bool = True) -> str:
