@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from libs.domain import events, paths, references, structure
+from libs.domain import contacts, events, paths, references, structure
 from libs.domain.connector import ConnectorConfig, FormatterStep, HttpStep, iter_steps
 from libs.infra.http import ApiError
 from services.config import models
@@ -25,11 +25,7 @@ def _labelled(*rows: tuple[str, str, str]) -> list[models.Attribute]:
 
 
 SYSTEM_ATTRIBUTES = _labelled(
-    ("system.name", "string", "Contact name"),
-    ("system.email", "string", "Contact email"),
-    ("system.mobile", "string", "Contact mobile (E.164)"),
-    ("system.time_zone", "string", "Contact time zone"),
-    ("system.current_time", "string", "Current time (ISO 8601, UTC)"),
+    *((f"system.{name}", kind, label) for name, kind, label in contacts.SYSTEM_ATTRIBUTES)
 )
 REQUEST_ATTRIBUTES = _labelled(
     ("method", "string", "HTTP method"),

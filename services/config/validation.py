@@ -21,13 +21,13 @@ from libs.domain.connector import (
     sources,
     walk,
 )
+from libs.domain.contacts import SYSTEM_NAMES
 from libs.domain.events import EVENT_ROOTS
 from libs.domain.filters import validate_group
 from libs.domain.mapping import validate_mapping
 
 Problem = tuple[str, str]
 
-SYSTEM = {"name", "email", "mobile", "time_zone", "current_time"}
 # Event attributes that exist on every event whatever its body.
 REQUEST_ROOTS = frozenset(EVENT_ROOTS) - {"body"}
 
@@ -147,7 +147,7 @@ def _references(
                     (where, f"unknown attribute {path}: the structure has no such field")
                 )
         elif root == "system":
-            if second is not None and second not in SYSTEM:
+            if second is not None and second not in SYSTEM_NAMES:
                 problems.append((where, f"unknown system attribute {path}"))
         elif root == "subscriber":
             if (

@@ -18,6 +18,7 @@ from aiohttp import web
 
 from libs.domain import events
 from libs.domain.connector import ConnectorConfig
+from libs.domain.contacts import SYSTEM_NAMES
 from libs.infra import logging as hlog
 from libs.infra.mongo import store as hmongo
 from libs.infra.mongo.contacts import Contacts
@@ -243,14 +244,11 @@ def build_context(event: events.EventMapped) -> dict[str, Any]:
     """All four attribute kinds (F5) for filters and templates."""
     context = event.received.context()
     contact = (event.mapping.contact or {}) if event.mapping else {}
-    context["system"] = {
-        "contact_id": event.mapping.contact_id if event.mapping else None,
-        "name": contact.get("name"),
-        "email": contact.get("email"),
-        "mobile": contact.get("mobile"),
-        "time_zone": contact.get("time_zone"),
-        "current_time": events.utcnow().isoformat(),
-    }
+    # Every name of contacts.SYSTEM_ATTRIBUTES, the contact's own fields by their name.
+    system: dict[str, Any] = {name: contact.get(name) for name in SYSTEM_NAMES}
+    system["contact_id"] = event.mapping.contact_id if event.mapping else None
+    system["current_time"] = events.utcnow().isoformat()
+    context["system"] = system
     context["subscriber"] = dict(contact.get("attributes") or {})
     context["formatter"] = {}
     return context

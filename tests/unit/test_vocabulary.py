@@ -255,3 +255,35 @@ def test_the_attribute_name_pattern_means_the_same_in_a_schema(name: str) -> Non
 )
 def test_email_rule(raw: Any, email: str | None) -> None:
     assert contacts.normalize_email(raw) == email
+
+
+def test_the_system_attributes_are_one_table() -> None:
+    """What the executor puts in ``system``, what validation accepts as ``system.*``, and
+    what the structure listing shows are the same names (``contact_id`` was missing
+    from validation and the listing)."""
+    from services.config import structure_api
+    from services.executor.app import build_context
+
+    received = _received()
+    mapped = events.EventMapped(
+        event_id=received.event_id,
+        connector_id=received.connector_id,
+        connector_version=1,
+        occurred_at=received.occurred_at,
+        correlation_id="r1",
+        received=received,
+        mapping=events.MappingResult(
+            status="mapped", contact_id="k1", contact={"name": "Ann", "email": "a@x.io"}
+        ),
+    )
+    system = build_context(mapped)["system"]
+    assert set(system) == contacts.SYSTEM_NAMES
+    assert (system["contact_id"], system["name"], system["mobile"]) == ("k1", "Ann", None)
+    listed = {a.path for a in structure_api.SYSTEM_ATTRIBUTES}
+    assert listed == {f"system.{name}" for name in contacts.SYSTEM_NAMES}
+    for name in [*sorted(contacts.SYSTEM_NAMES), "nope"]:
+        url = "https://x.io/{{ system." + name + " }}"
+        step = {"type": "http", "id": "h", "url": url}
+        config = msgspec.convert({"steps": [step]}, ConnectorConfig)
+        problems = validation.validate(config)
+        assert (problems == []) is (name != "nope"), (name, problems)
