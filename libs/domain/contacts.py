@@ -41,15 +41,15 @@ ATTRIBUTE_NAME = re.compile(ATTRIBUTE_NAME_PATTERN)
 # The system attributes every event's context has (``system.<name>``): name, JSON type
 # and label. The executor builds them, validation accepts them in paths, and the
 # structure listing shows them: all three read this table.
-SYSTEM_ATTRIBUTES: tuple[tuple[str, str, str], ...] = (
-    ("contact_id", "string", "Contact id"),
-    ("name", "string", "Contact name"),
-    ("email", "string", "Contact email"),
-    ("mobile", "string", "Contact mobile (E.164)"),
-    ("time_zone", "string", "Contact time zone"),
-    ("current_time", "string", "Current time (ISO 8601, UTC)"),
-)
-SYSTEM_NAMES = frozenset(name for name, _, _ in SYSTEM_ATTRIBUTES)
+SYSTEM_ATTRIBUTES: dict[str, tuple[str, str]] = {
+    "contact_id": ("string", "Contact id"),
+    "name": ("string", "Contact name"),
+    "email": ("string", "Contact email"),
+    "mobile": ("string", "Contact mobile (E.164)"),
+    "time_zone": ("string", "Contact time zone"),
+    "current_time": ("string", "Current time (ISO 8601, UTC)"),
+}
+SYSTEM_NAMES = frozenset(SYSTEM_ATTRIBUTES)
 # The system fields of a contact that ``update_fields`` may set by name.
 CONTACT_FIELDS = ("name", "email", "mobile", "time_zone", "owner", "channel")
 # An email address once trimmed and lower-cased (see ``normalize_email``): one ``@``, a

@@ -60,6 +60,16 @@ EVENT_ROOTS = (
 # event to the next.  The other roots (request metadata) exist on every event whatever
 # it sent, so a structure can never lack them.
 DOCUMENT_ROOTS = ("body", "custom_variables")
+# Those other roots, the request's metadata, with their JSON type and label (for the
+# attribute listing): every root of EVENT_ROOTS is a document root or one of these.
+METADATA_ROOTS: dict[str, tuple[str, str]] = {
+    "method": ("string", "HTTP method"),
+    "headers": ("object", "Request headers (lower-case names)"),
+    "query": ("object", "Query string parameters"),
+    "source_ip": ("string", "Sender's address"),
+    "received_at": ("string", "Receive time (ISO 8601)"),
+    "event_id": ("string", "Event id"),
+}
 
 
 class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
@@ -68,6 +78,17 @@ class Envelope(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
     connector_version: int
     occurred_at: datetime
     correlation_id: str
+
+    def next_envelope(self) -> dict[str, Any]:
+        """The envelope of the event this one leads to (received -> mapped -> logged):
+        the same event, connector version and correlation, occurring now."""
+        return {
+            "event_id": self.event_id,
+            "connector_id": self.connector_id,
+            "connector_version": self.connector_version,
+            "occurred_at": utcnow(),
+            "correlation_id": self.correlation_id,
+        }
 
 
 class Request(msgspec.Struct, frozen=True, kw_only=True):

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 from libs.domain.connector import ConnectorSnapshot
 from libs.domain.contacts import Plan
@@ -151,6 +151,17 @@ class DuplicateKey(Exception):
     """A single write refused by a unique index."""
 
 
+class Find(NamedTuple):
+    """How a find reads: which fields (a projection), in what order, how many (0: all)."""
+
+    projection: Doc | None = None
+    sort: Sequence[tuple[str, int]] = ()
+    limit: int = 0
+
+
+ALL = Find()
+
+
 class ContactDocuments(Protocol):
     """The contacts collection, one method per round trip.  ``_id`` is unique, and so is
     ``mobile`` where present (a sparse index)."""
@@ -159,14 +170,7 @@ class ContactDocuments(Protocol):
         """Unordered: every document is tried; the failures by index."""
         ...
 
-    async def find(
-        self,
-        query: Doc,
-        projection: Doc | None = None,
-        *,
-        sort: Sequence[tuple[str, int]] = (),
-        limit: int = 0,
-    ) -> list[Doc]: ...
+    async def find(self, query: Doc, how: Find = ALL) -> list[Doc]: ...
 
     async def bulk_update(self, updates: Sequence[Update]) -> BulkOutcome:
         """Unordered: every update is tried, in order."""

@@ -20,21 +20,15 @@ from services.config.openapi import Routes
 routes = Routes()
 
 
-def _labelled(*rows: tuple[str, str, str]) -> list[models.Attribute]:
-    return [models.Attribute(path=path, type=kind, label=label) for path, kind, label in rows]
+def _labelled(prefix: str, table: dict[str, tuple[str, str]]) -> list[models.Attribute]:
+    return [
+        models.Attribute(path=prefix + name, type=kind, label=label)
+        for name, (kind, label) in table.items()
+    ]
 
 
-SYSTEM_ATTRIBUTES = _labelled(
-    *((f"system.{name}", kind, label) for name, kind, label in contacts.SYSTEM_ATTRIBUTES)
-)
-REQUEST_ATTRIBUTES = _labelled(
-    ("method", "string", "HTTP method"),
-    ("headers", "object", "Request headers (lower-case names)"),
-    ("query", "object", "Query string parameters"),
-    ("source_ip", "string", "Sender's address"),
-    ("received_at", "string", "Receive time (ISO 8601)"),
-    ("event_id", "string", "Event id"),
-)
+SYSTEM_ATTRIBUTES = _labelled("system.", contacts.SYSTEM_ATTRIBUTES)
+REQUEST_ATTRIBUTES = _labelled("", events.METADATA_ROOTS)
 
 
 def _view(

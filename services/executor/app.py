@@ -223,11 +223,7 @@ def execution_log(
 ) -> events.ExecutionLogged:
     """The one execution-log event of a run (real or dry)."""
     return events.ExecutionLogged(
-        event_id=event.event_id,
-        connector_id=event.connector_id,
-        connector_version=event.connector_version,
-        occurred_at=events.utcnow(),
-        correlation_id=event.correlation_id,
+        **event.next_envelope(),
         status=outcome.status,  # type: ignore[arg-type]
         steps=outcome.steps,
         received=event.received,

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from libs.domain import events, mapping, ports, references, structure
 from libs.domain.connector import ConnectorConfig
@@ -26,26 +26,18 @@ STRUCTURE_TTL_S = 5.0  # the operator may replace a structure; re-read it this o
 DISABLED = events.MappingResult(status="disabled", reason="no field mapping configured")
 
 
+@dataclass(kw_only=True)
 class MapperCore:
-    def __init__(
-        self,
-        *,
-        store: ports.MapperStore,
-        contacts: ports.ContactsRepository,
-        connectors: ports.Connectors,
-        channels: ports.ChannelIds,
-        metrics: MapperMetrics,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.store = store
-        self.contacts = contacts
-        self.connectors = connectors
-        self.channels = channels
-        self.metrics = metrics
-        self.clock = clock
-        self._structures: dict[str, Known] = {}
-        self._agents_at: float | None = None
-        self._agent_ids: set[str] = set()
+    store: ports.MapperStore
+    contacts: ports.ContactsRepository
+    connectors: ports.Connectors
+    channels: ports.ChannelIds
+    metrics: MapperMetrics
+    clock: Callable[[], float] = time.monotonic
+    # What the core remembers between batches: structures, and the agents' ids.
+    _structures: dict[str, Known] = field(default_factory=dict, init=False)
+    _agents_at: float | None = field(default=None, init=False)
+    _agent_ids: set[str] = field(default_factory=set, init=False)
 
     async def map(
         self, batch: Sequence[events.EventReceived]
@@ -138,11 +130,7 @@ class MapperCore:
         """The mapped event: the mapping result, and the structure learned or the drift."""
         learned, drift = await self._structure(event)
         return events.EventMapped(
-            event_id=event.event_id,
-            connector_id=event.connector_id,
-            connector_version=event.connector_version,
-            occurred_at=events.utcnow(),
-            correlation_id=event.correlation_id,
+            **event.next_envelope(),
             received=event,
             mapping=result,
             drift=drift,

@@ -19,7 +19,7 @@ from pymongo import AsyncMongoClient
 from pymongo.errors import BulkWriteError
 
 from libs.domain.contacts import Plan
-from libs.domain.ports import ContactDocuments, DuplicateKey, Update
+from libs.domain.ports import ContactDocuments, DuplicateKey, Find, Update
 from libs.infra.mongo import store as hmongo
 from libs.infra.mongo.contacts import Contacts, MongoContactDocuments
 from libs.infra.settings import Settings
@@ -41,7 +41,7 @@ class Backend:
         return Contacts(self.documents, **kwargs)
 
     async def count(self, query: dict[str, Any]) -> int:
-        return len(await self.documents.find(query, {"_id": 1}))
+        return len(await self.documents.find(query, Find({"_id": 1})))
 
 
 @pytest.fixture(params=["memory", pytest.param("mongo", marks=pytest.mark.integration)])
@@ -90,7 +90,7 @@ async def test_insert_many_is_unordered_and_refuses_duplicate_ids_and_numbers(
     )
     assert sorted(failures) == [0, 1]
     assert all(f.duplicate for f in failures.values())
-    ids = [d["_id"] for d in await docs.find({}, sort=[("_id", 1)])]
+    ids = [d["_id"] for d in await docs.find({}, Find(sort=[("_id", 1)]))]
     assert ids == ["a", "b", "d", "e"]
 
 
@@ -106,21 +106,21 @@ async def test_find_equalities_in_projection_sort_limit_and_what_comes_back(
             {"_id": "y", "email": "o@x.io", "created_at": at - timedelta(days=1), "n": 1.0},
         ]
     )
-    rows = await docs.find({"email": "s@x.io"}, sort=[("created_at", 1), ("_id", 1)])
+    rows = await docs.find({"email": "s@x.io"}, Find(sort=[("created_at", 1), ("_id", 1)]))
     assert [r["_id"] for r in rows] == ["x1", "x2"]
     # BSON's types: milliseconds, UTC; a 64-bit integer as Int64 (which a contact's
     # "unchanged" check tells from an int), a float stays a float.
     assert rows[0]["created_at"] == at.replace(microsecond=123000)
     assert rows[0]["created_at"].utcoffset() == timedelta(0)
     assert (type(rows[0]["n"]), type(rows[1]["n"])) == (int, Int64)
-    by_in = await docs.find({"_id": {"$in": ["y", "x2", "nope"]}}, {"_id": 1, "email": 1})
+    by_in = await docs.find({"_id": {"$in": ["y", "x2", "nope"]}}, Find({"_id": 1, "email": 1}))
     assert sorted((r["_id"], r["email"], len(r)) for r in by_in) == [
         ("x2", "s@x.io", 2),
         ("y", "o@x.io", 2),
     ]
     assert (await docs.find({"attributes.k": 1}))[0]["_id"] == "x2"
     assert type((await docs.find({"_id": "y"}))[0]["n"]) is float
-    newest = await docs.find({}, sort=[("created_at", -1), ("_id", -1)], limit=2)
+    newest = await docs.find({}, Find(sort=[("created_at", -1), ("_id", -1)], limit=2))
     assert [r["_id"] for r in newest] == ["x2", "x1"]
     assert await docs.find({"email": "nobody@x.io"}) == []
 

@@ -33,7 +33,15 @@ import bson
 from bson.codec_options import CodecOptions
 from pymongo.errors import BulkWriteError, ConnectionFailure, WriteError
 
-from libs.domain.ports import DUPLICATE_KEY, BulkOutcome, DuplicateKey, Update, WriteFailure
+from libs.domain.ports import (
+    ALL,
+    DUPLICATE_KEY,
+    BulkOutcome,
+    DuplicateKey,
+    Find,
+    Update,
+    WriteFailure,
+)
 from libs.infra.mongo.codec import from_bson, to_bson
 from libs.infra.mongo.store import _RECEIVED_FIELDS, STAT_FIELDS
 
@@ -73,16 +81,9 @@ class MemoryCollection:
                 failures[index] = failure
         return failures
 
-    async def find(
-        self,
-        query: Doc,
-        projection: Doc | None = None,
-        *,
-        sort: Sequence[tuple[str, int]] = (),
-        limit: int = 0,
-    ) -> list[Doc]:
+    async def find(self, query: Doc, how: Find = ALL) -> list[Doc]:
         await self.round_trip("find")
-        return self.select(query, projection, sort=sort, limit=limit)
+        return self.select(query, how)
 
     async def bulk_update(self, updates: Sequence[Update]) -> BulkOutcome:
         await self.round_trip("update")
@@ -99,7 +100,7 @@ class MemoryCollection:
 
     async def update_one(self, query: Doc, update: Doc) -> bool:
         await self.round_trip("update")
-        matched = self.select(query, limit=1)
+        matched = self.select(query, Find(limit=1))
         _, failure = self.update(Update(query, update))
         if failure is not None:
             if failure.duplicate:
@@ -121,20 +122,13 @@ class MemoryCollection:
             self._docs[stored["_id"]] = stored
         return failure
 
-    def select(
-        self,
-        query: Doc,
-        projection: Doc | None = None,
-        *,
-        sort: Sequence[tuple[str, int]] = (),
-        limit: int = 0,
-    ) -> list[Doc]:
+    def select(self, query: Doc, how: Find = ALL) -> list[Doc]:
         rows = [doc for doc in self._docs.values() if matches(doc, query)]
-        for key, direction in reversed(sort):  # stable: the last key first
+        for key, direction in reversed(how.sort):  # stable: the last key first
             rows.sort(key=_sort_key(key), reverse=direction < 0)
-        if limit:
-            rows = rows[:limit]
-        return [_project(doc, projection) for doc in rows]
+        if how.limit:
+            rows = rows[: how.limit]
+        return [_project(doc, how.projection) for doc in rows]
 
     def update(self, u: Update) -> tuple[bool, WriteFailure | None]:
         """Apply one update to the first match, or upsert; (upserted, failure)."""
@@ -232,7 +226,7 @@ class MemoryStore:
     async def find(self, collection: str, query: Doc, limit: int = 100) -> list[Doc]:
         col = self.collection(collection)
         await col.round_trip("find")
-        return col.select(query, limit=limit)
+        return col.select(query, Find(limit=limit))
 
     # ------------------------------------------------------------ event log
 
@@ -273,7 +267,7 @@ class MemoryStore:
             if failure.duplicate:
                 sets = {k: v for k, v in doc.items() if k not in _RECEIVED_FIELDS and k != "_id"}
                 waiting = Update({"_id": doc["_id"], "outcome_at": None}, {"$set": sets})
-                matched = self.events.select(waiting.filter, limit=1)
+                matched = self.events.select(waiting.filter, Find(limit=1))
                 _, failure = self.events.update(waiting)
                 if failure is None and matched:
                     first.add(doc["_id"])

@@ -287,3 +287,8 @@ def test_the_system_attributes_are_one_table() -> None:
         config = msgspec.convert({"steps": [step]}, ConnectorConfig)
         problems = validation.validate(config)
         assert (problems == []) is (name != "nope"), (name, problems)
+
+
+def test_every_event_root_is_a_document_root_or_listed_request_metadata() -> None:
+    assert set(events.EVENT_ROOTS) == set(events.DOCUMENT_ROOTS) | set(events.METADATA_ROOTS)
+    assert not set(events.DOCUMENT_ROOTS) & set(events.METADATA_ROOTS)

@@ -56,9 +56,11 @@ from libs.domain.contacts import (
 )
 from libs.domain.events import MappingResult, MappingStatus
 from libs.domain.ports import (
+    ALL,
     BulkOutcome,
     ContactDocuments,
     DuplicateKey,
+    Find,
     Update,
     WriteFailure,
 )
@@ -336,13 +338,12 @@ class Contacts:
             query["email"] = email.strip().lower()
         if not query:
             raise ValueError("find contacts by mobile or email")
-        rows = await self.docs.find(
-            query, sort=[("created_at", 1), ("_id", 1)], limit=max(1, min(limit, 500))
-        )
+        first_added = Find(sort=[("created_at", 1), ("_id", 1)], limit=max(1, min(limit, 500)))
+        rows = await self.docs.find(query, first_added)
         return [to_contact(r, timestamps=True) for r in rows]
 
     async def get(self, contact_id: str) -> dict[str, Any] | None:
-        rows = await self.docs.find({"_id": contact_id}, limit=1)
+        rows = await self.docs.find({"_id": contact_id}, Find(limit=1))
         return to_contact(rows[0], timestamps=True) if rows else None
 
     # ------------------------------------------------------------ the executor's actions
@@ -579,7 +580,7 @@ async def _find_in(
     (256 mobiles: 82 ms of server CPU, against 34 ms for eight finds of 32)."""
     chunks = [values[i : i + _IN_CHUNK] for i in range(0, len(values), _IN_CHUNK)]
     found = await asyncio.gather(
-        *(docs.find({field: {"$in": chunk}}, projection) for chunk in chunks)
+        *(docs.find({field: {"$in": chunk}}, Find(projection)) for chunk in chunks)
     )
     return [doc for batch in found for doc in batch]
 
@@ -600,18 +601,11 @@ class MongoContactDocuments:
             return _failures(exc.details)
         return {}
 
-    async def find(
-        self,
-        query: Doc,
-        projection: Doc | None = None,
-        *,
-        sort: Sequence[tuple[str, int]] = (),
-        limit: int = 0,
-    ) -> list[Doc]:
-        cursor = self.col.find(query, projection)
-        if sort:
-            cursor = cursor.sort(list(sort))
-        return await cursor.limit(limit).to_list(None)
+    async def find(self, query: Doc, how: Find = ALL) -> list[Doc]:
+        cursor = self.col.find(query, how.projection)
+        if how.sort:
+            cursor = cursor.sort(list(how.sort))
+        return await cursor.limit(how.limit).to_list(None)
 
     async def bulk_update(self, updates: Sequence[Update]) -> BulkOutcome:
         requests = [UpdateOne(u.filter, u.update, upsert=u.upsert) for u in updates]
