@@ -39,6 +39,8 @@ CHANNEL_ID = "^[A-Za-z0-9_-]{1,64}(?!\n)$"
 EMAIL = contacts.EMAIL_INPUT_PATTERN  # what normalize_email accepts; blanks are trimmed
 MAX_NAME = 200
 MAX_DESCRIPTION = 1000
+# The statuses the log can be filtered by: received and the verdicts (VERDICTS);
+# test_vocabulary checks that they stay that.
 EventStatusQuery = Literal["received", "succeeded", "failed"]
 EVENT_STATUSES = get_args(EventStatusQuery)
 

@@ -128,7 +128,7 @@ def salvaged(data: bytes, reason: str) -> dict[str, Any] | None:
         else 0,
         "correlation_id": str(ev.get("correlation_id") or ev["event_id"]),
         "received_at": received_at,
-        "status": status if status in ("received", "succeeded", "failed", "filtered") else "failed",
+        "status": status if status in events.EVENT_STATUSES else "failed",
         "degraded": f"undecodable message: {reason}"[:500],
     } | ({"outcome_at": events.utcnow()} if inner is ev else {})
 

@@ -292,3 +292,9 @@ def test_the_system_attributes_are_one_table() -> None:
 def test_every_event_root_is_a_document_root_or_listed_request_metadata() -> None:
     assert set(events.EVENT_ROOTS) == set(events.DOCUMENT_ROOTS) | set(events.METADATA_ROOTS)
     assert not set(events.DOCUMENT_ROOTS) & set(events.METADATA_ROOTS)
+
+
+def test_the_log_filter_statuses_are_received_and_the_verdicts() -> None:
+    from services.config import models
+
+    assert ("received", *events.VERDICTS) == models.EVENT_STATUSES
