@@ -179,3 +179,17 @@ def test_form_repeats_are_linear_and_fields_bounded() -> None:
     with pytest.raises(BadRequest) as caught:
         parse_body("application/x-www-form-urlencoded", many + b"&k=v")
     assert caught.value.status == 413 and caught.value.code == "too_many_fields"
+
+
+def _multipart_body(parts: int) -> bytes:
+    part = b'--b\r\nContent-Disposition: form-data; name="k"\r\n\r\n\r\n'
+    return part * parts + b"--b--\r\n"
+
+
+def test_multipart_parts_are_bounded_by_count_not_only_by_bytes() -> None:
+    """Empty parts cost CPU without data: 10,000 are fields, one more is a 413."""
+    content_type = "multipart/form-data; boundary=b"
+    assert len(parse_request(content_type, _multipart_body(10_000))["k"]) == 10_000
+    with pytest.raises(BadRequest) as caught:
+        parse_request(content_type, _multipart_body(10_001))
+    assert caught.value.status == 413 and caught.value.code == "too_many_fields"
