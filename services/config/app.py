@@ -147,6 +147,7 @@ def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.
     if "api" in settings.roles:
         for module in (connectors_api, events_api, structure_api, crm_api, contacts_api, openapi):
             app.add_routes(module.routes)
+        app.on_startup.append(openapi.build_spec)
 
     async def ready() -> bool:
         if CTX not in app:

@@ -20,6 +20,7 @@ from pymongo.errors import BulkWriteError
 
 from libs.domain.contacts import Plan
 from libs.domain.ports import ContactDocuments, DuplicateKey, Find, Update
+from libs.domain.values import INT64_MAX, INT64_MIN
 from libs.infra.mongo import store as hmongo
 from libs.infra.mongo.contacts import Contacts, MongoContactDocuments
 from libs.infra.settings import Settings
@@ -325,7 +326,8 @@ async def test_an_entry_too_large_is_refused_alone(backend: Backend) -> None:
     assert await log.record_received([big, entry("small")], refused) == {"small"}
     assert list(refused) == ["big"] and "too large" in refused["big"]
     refused = {}
-    assert await log.record_outcomes([verdict("big2", body=big["body"]), verdict("ok")], refused)
+    outcomes = [verdict("big2", body=big["body"]), verdict("ok")]
+    assert await log.record_outcomes(outcomes, refused) == ({"ok"}, {"ok"})
     assert list(refused) == ["big2"]
     with pytest.raises(BulkWriteError):
         await log.record_received([entry("big3", body=big["body"])])
@@ -362,3 +364,22 @@ async def test_the_first_structure_wins_and_rows_are_found(backend: Backend) -> 
         "c@x.io",
     ]
     assert len(await store.find("agents", {}, limit=2)) == 2
+
+
+@pytest.mark.parametrize(
+    "value",
+    [2**31, 2**40, INT64_MAX, INT64_MIN, 2**64, -1.5, 1e300, True, "é\x00", [2**40, {"k": 0}]],
+    ids=repr,
+)
+async def test_the_same_attribute_again_is_unchanged_at_every_edge(
+    backend: Backend, value: Any
+) -> None:
+    """A value read back from the store is compared as the number it is: an integer beyond
+    32 bits (``bson.Int64`` from MongoDB) brought again is unchanged, not rewritten."""
+    plan = Plan(mobile="+14155550177", attributes={"v": value})
+    first = await backend.contacts().apply([("a", plan)], at(0))
+    # A new repository: no memory of the first write, so the stored contact is read.
+    again = await backend.contacts().apply([("b", plan)], at(1))
+    assert (first["a"].status, again["b"].status) == ("created", "unchanged")
+    (stored,) = await backend.contacts().find(mobile="+14155550177")
+    assert stored["attributes"] == {"v": value}

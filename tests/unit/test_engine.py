@@ -164,3 +164,25 @@ async def test_template_error_fails_the_step() -> None:
     outcome = await _run(steps, FakeActions(), MemoryJournal())
     assert outcome.status == "failed"
     assert outcome.steps[0].error is not None and "template" in outcome.steps[0].error
+
+
+def _http(step_id: str) -> dict[str, Any]:
+    return {"type": "http", "id": step_id, "url": f"https://example.com/{step_id}"}
+
+
+async def test_a_failure_deep_in_nested_branches_stops_only_its_own_list() -> None:
+    """Three levels deep, and a list of 12 steps (so ``[1`` and ``[10`` are both places):
+    a permanent failure skips the rest of its own list, nothing else."""
+    inner = {"type": "branch", "id": "inner", "steps": [_http("boom"), _http("skipped")]}
+    middle = {
+        "type": "branch",
+        "id": "middle",
+        "steps": [_http("m0"), inner, _http("m2"), *(_http(f"w{i}") for i in range(9))],
+    }
+    steps = [middle, _http("after"), *(_http(f"t{i}") for i in range(10))]
+    actions = FakeActions({"boom": PermanentError("410")})
+    outcome = await _run(steps, actions, MemoryJournal())
+    ran = [c[0] for c in actions.calls]
+    expected = ["m0", "boom", "m2", *(f"w{i}" for i in range(9)), "after"]
+    assert ran == [*expected, *(f"t{i}" for i in range(10))]
+    assert outcome.status == "failed" and "skipped" not in ran

@@ -7,7 +7,7 @@ write in batches (``bulk_write``); single-document round trips are for operator
 actions only (saves, rotations, resets), which are rare.
 
 Documents that hold values from outside (event log entries, structures, connector
-configurations and versions) are written through ``mongo_codec.to_bson`` and read
+configurations and versions) are written through ``codec.to_bson`` and read
 through ``from_bson``: every JSON value comes back as it was sent, whatever its
 integers or keys (see that module).
 """
@@ -113,6 +113,8 @@ class Store:
         await self.events.create_index([("connector_id", ASCENDING), ("received_at", DESCENDING)])
         await self.contacts.create_index("mobile", unique=True, sparse=True)
         await self.contacts.create_index([("email", ASCENDING), ("created_at", ASCENDING)])
+        # The executor reads a redelivered batch's done steps by event id.
+        await self.step_runs.create_index("event_id")
 
     # ------------------------------------------------------------ connectors
 

@@ -27,7 +27,6 @@ from libs.domain.connector import (
     Step,
     UpdateContactStep,
     WhatsAppStep,
-    walk,
 )
 from libs.domain.events import StepLog, StepStatus, Verdict
 from services.executor.errors import (
@@ -145,16 +144,15 @@ async def run(
 
 
 async def _branch(steps: list[Step], state: _Run) -> None:
-    """Run steps in order; a failed filter or a failed action stops its branch only:
-    the rest of the list it sits in (nested branches included) is not run."""
-    stopped: str | None = None  # the JSON path of the step list that stopped
-    for here, step, branch in walk(steps):
-        if stopped is not None and here.startswith(stopped):
-            continue
+    """Run steps in order; a failed filter or a failed action stops this branch only:
+    the rest of the list it sits in (nested branches included) is not run. Recursion,
+    not ``connector.walk``: running needs no step's JSON path, so none is built."""
+    for step in steps:
         if isinstance(step, BranchStep):
-            continue  # its steps follow in the walk
+            await _branch(step.steps, state)
+            continue
         if not await _step(step, state):
-            stopped = f"{branch}["
+            return
 
 
 async def _step(step: Step, state: _Run) -> bool:
