@@ -21,6 +21,7 @@ from libs.domain.contacts import Plan
 from libs.domain.events import MappingResult
 
 __all__ = [
+    "ALL",
     "DUPLICATE_KEY",
     "BulkOutcome",
     "ChannelIds",
@@ -30,6 +31,7 @@ __all__ = [
     "Directory",
     "DuplicateKey",
     "EventLog",
+    "Find",
     "MapperStore",
     "ProjectionStore",
     "StatsStore",

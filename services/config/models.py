@@ -14,7 +14,7 @@ its schema's description, verbatim: one line each.
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal, TypeVar, get_args
+from typing import Annotated, Any, Literal, get_args
 
 import msgspec
 from msgspec import UNSET, Meta, Struct, UnsetType
@@ -24,8 +24,6 @@ from libs.domain.channels import SECRET_FIELDS, HttpChannel, SmtpChannel, WhatsA
 from libs.domain.connector import ConnectorConfig
 from libs.domain.structure import Field
 from libs.domain.values import INT64_MAX
-
-T = TypeVar("T")
 
 # ======================================================================== shared types
 
@@ -39,6 +37,7 @@ CHANNEL_ID = "^[A-Za-z0-9_-]{1,64}(?!\n)$"
 EMAIL = contacts.EMAIL_INPUT_PATTERN  # what normalize_email accepts; blanks are trimmed
 MAX_NAME = 200
 MAX_DESCRIPTION = 1000
+MAX_GRACE_S = 7 * 86400  # an old URL works for a week at most after a rotation
 # The statuses the log can be filtered by: received and the verdicts (VERDICTS);
 # test_vocabulary checks that they stay that.
 EventStatusQuery = Literal["received", "succeeded", "failed"]
@@ -83,7 +82,9 @@ class Error(Struct):
 
 ConnectorName = Annotated[
     Annotated[str, Meta(min_length=1, max_length=MAX_NAME, pattern=r"\S")],
-    _extra(code="invalid_name", error="name must be a non-empty string of ≤ 200 characters"),
+    _extra(
+        code="invalid_name", error=f"name must be a non-empty string of ≤ {MAX_NAME} characters"
+    ),
 ]
 Config = Annotated[
     ConnectorConfig | None,
@@ -137,11 +138,11 @@ class ConnectorSave(Struct, kw_only=True):
 
 class RotateUrl(Struct, kw_only=True):
     grace_seconds: Annotated[
-        Annotated[int, Meta(ge=0, le=7 * 86400)],
+        Annotated[int, Meta(ge=0, le=MAX_GRACE_S)],
         _extra(
             "How long the old URL keeps working (0: it dies at once).",
             code="invalid_grace",
-            error="grace_seconds must be an integer in 0..604800",
+            error=f"grace_seconds must be an integer in 0..{MAX_GRACE_S}",
         ),
     ] = 0
 

@@ -18,7 +18,7 @@ from aiohttp import web
 
 from libs.domain import events
 from libs.domain.connector import ConnectorConfig
-from libs.domain.contacts import SYSTEM_NAMES
+from libs.domain.contacts import SYSTEM_ATTRIBUTES
 from libs.infra import logging as hlog
 from libs.infra.mongo import store as hmongo
 from libs.infra.mongo.contacts import Contacts
@@ -240,10 +240,13 @@ def build_context(event: events.EventMapped) -> dict[str, Any]:
     """All four attribute kinds (F5) for filters and templates."""
     context = event.received.context()
     contact = (event.mapping.contact or {}) if event.mapping else {}
-    # Every name of contacts.SYSTEM_ATTRIBUTES, the contact's own fields by their name.
-    system: dict[str, Any] = {name: contact.get(name) for name in SYSTEM_NAMES}
-    system["contact_id"] = event.mapping.contact_id if event.mapping else None
-    system["current_time"] = events.utcnow().isoformat()
+    # Every name of contacts.SYSTEM_ATTRIBUTES, in its order; the contact's own fields by
+    # their name, then the two that are not the contact's.
+    system: dict[str, Any] = {name: contact.get(name) for name in SYSTEM_ATTRIBUTES}
+    system.update(
+        contact_id=event.mapping.contact_id if event.mapping else None,
+        current_time=events.utcnow().isoformat(),
+    )
     context["system"] = system
     context["subscriber"] = dict(contact.get("attributes") or {})
     context["formatter"] = {}
