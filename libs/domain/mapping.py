@@ -77,11 +77,14 @@ def plan(
     raw = _text(mapping.owner_from, context, "owner", errors)
     if raw is not None:
         owner = raw.lower()
-        agents = None if known_agents is None else {a.lower() for a in known_agents}
-        if agents is not None and owner not in agents:
+        # Agent emails are stored lower-cased (the mapper's set is too): a hit costs one
+        # lookup; only a miss looks again through the set lower-cased.
+        if known_agents is not None and not (
+            owner in known_agents or owner in {a.lower() for a in known_agents}
+        ):
             errors.append(f"unknown agent {_show(owner)!r}")
             owner = None
-        elif agents is None and normalize_email(owner) is None:
+        elif known_agents is None and normalize_email(owner) is None:
             errors.append(f"owner {_show(owner)!r} is not an email address")
             owner = None
 

@@ -17,11 +17,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from libs.domain import events, mapping, ports, references, structure
-from libs.domain.connector import ConnectorConfig
+from libs.domain.connector import ConnectorSnapshot
 from libs.infra import logging as hlog
 from libs.infra.mongo import store as hmongo
 from services.mapper.metrics import MapperMetrics
 
+MAX_REMEMBERED_CONFIGS = 10_000
 STRUCTURE_TTL_S = 5.0  # the operator may replace a structure; re-read it this often
 DISABLED = events.MappingResult(status="disabled", reason="no field mapping configured")
 
@@ -38,6 +39,9 @@ class MapperCore:
     _structures: dict[str, Known] = field(default_factory=dict, init=False)
     _agents_at: float | None = field(default=None, init=False)
     _agent_ids: set[str] = field(default_factory=set, init=False)
+    # Each connector version's event references: parsing every template of a config is
+    # work for once per version, not for every drifting event.
+    _refs: dict[tuple[str, int], list[tuple[str, str]]] = field(default_factory=dict, init=False)
 
     async def map(
         self, batch: Sequence[events.EventReceived]
@@ -115,12 +119,21 @@ class MapperCore:
             self.metrics.mappings.labels(result.status).inc()
         return results
 
+    def _references(self, snap: ConnectorSnapshot) -> list[tuple[str, str]]:
+        key = (snap.id, snap.version)
+        refs = self._refs.get(key)
+        if refs is None:
+            if len(self._refs) >= MAX_REMEMBERED_CONFIGS:
+                self._refs.clear()  # bounded: old versions are not asked for again
+            refs = self._refs[key] = references.event_references(snap.config)
+        return refs
+
     async def _agents(self) -> set[str]:
         """Agent emails, re-read every few seconds (an owner must be a known agent)."""
         now = self.clock()
         if self._agents_at is None or now - self._agents_at > STRUCTURE_TTL_S:
             rows = await self.store.find("agents", {}, limit=100_000)
-            self._agent_ids = {str(r["_id"]) for r in rows}
+            self._agent_ids = {str(r["_id"]).lower() for r in rows}  # once, not per event
             self._agents_at = now
         return self._agent_ids
 
@@ -174,7 +187,7 @@ class MapperCore:
         self.metrics.drift.labels(self.metrics.connector(cid)).inc()
         snap = self.connectors.by_id(cid)
         gone = [*found.missing, *(change.path for change in found.changed)]
-        affected = affected_by(snap.config, gone) if snap is not None else []
+        affected = affected_by(self._references(snap), gone) if snap is not None else []
         return False, events.DriftReport(
             added=found.added, missing=found.missing, changed=found.changed, affected=affected
         )
@@ -192,11 +205,12 @@ class Known:
         return cls(at, structure.DriftChecker(learned) if learned is not None else None)
 
 
-def affected_by(config: ConnectorConfig, missing: Sequence[str]) -> list[str]:
-    """The mapping/step fields (JSON paths) that read an attribute the event lacks or
-    holds with another type than the structure's."""
+def affected_by(refs: Sequence[tuple[str, str]], missing: Sequence[str]) -> list[str]:
+    """The mapping/step fields (JSON paths) among ``refs`` (a config's event references)
+    that read an attribute the event lacks or holds with another type than the
+    structure's."""
     hit = []
-    for where, path in references.event_references(config):
+    for where, path in refs:
         if any(path == m or path.startswith((m + ".", m + "[")) for m in missing):
             hit.append(f"{where} ({path})")
     return hit

@@ -9,6 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
+import msgspec
 import pytest
 from prometheus_client import CollectorRegistry
 
@@ -221,3 +222,23 @@ async def test_a_structure_that_cannot_be_written_keeps_only_its_event(setup: Se
     setup.clock.now += STRUCTURE_TTL_S + 0.1
     (later,) = mapped(await setup.core.map([received("c1", {"phone": "+14155550100"})]))
     assert later.structure_learned
+
+
+async def test_drift_reads_the_references_of_the_connectors_current_version(
+    setup: Setup,
+) -> None:
+    """The references are remembered per connector version: a saved version that no
+    longer reads ``body.city`` is not reported as affected by it."""
+    shaped = {"phone": "+14155550100", "name": "Ann", "city": "Oslo"}
+    await setup.core.map([received("c1", shaped)])
+    drifted = {"phone": "+14155550100", "name": "Ann"}  # city gone
+    (first,) = mapped(await setup.core.map([received("c1", drifted)]))
+    assert first.drift is not None
+    assert any("$.mapping.attributes.city" in a for a in first.drift.affected)
+    without_city = msgspec.structs.replace(MAPPING, attributes={})
+    config = ConnectorConfig(mapping=without_city)
+    snap = ConnectorSnapshot(id="c1", name="c1", token="c1", version=2, config=config)
+    setup.registry.apply("c1", snap)
+    (second,) = mapped(await setup.core.map([received("c1", drifted)]))
+    assert second.drift is not None and second.drift.missing == ["body.city"]
+    assert second.drift.affected == []
