@@ -37,22 +37,34 @@ async def test_an_undecodable_message_is_terminated_once_and_counted(
     nc = await natsio.connect(settings, "undecodable-test")
     try:
         js = nc.jetstream()
-        for payload in (b"not json", b'{"type": "no.such.event"}', b"\xff\xfe"):
-            await js.publish(subject(settings.prefix, "c1"), payload)
+        # Not JSON, an unknown tag, bytes that are no text, and the realistic one: a known
+        # tag whose fields are missing or of the wrong type.
+        payloads = (
+            b"not json",
+            b'{"type": "no.such.event"}',
+            b"\xff\xfe",
+            b'{"type": "event.received.v1"}',
+            b'{"type": "event.mapped.v1", "event_id": 7, "connector_id": null}',
+        )
+        for payload in payloads:
+            last = await js.publish(subject(settings.prefix, "c1"), payload)
         url = system.apps[service].url + "/metrics"
 
         async def counted() -> float | None:
             async with session.get(url) as response:
                 seen = _count(await response.text(), service, "undecodable")
-            return seen if seen >= 3 else None
+            return seen if seen >= len(payloads) else None
 
-        assert await wait_for(counted, what=f"the {service} to count three undecodable") == 3
+        seen = await wait_for(counted, what=f"the {service} to count the undecodable")
+        assert seen == len(payloads)
 
         async def settled() -> bool:
             info = await js.consumer_info(settings.stream_events, service)  # durable = service
-            return info.num_ack_pending == 0 and info.num_pending == 0
+            # Settled, not put back: the ack floor passed the last one published.
+            floor = info.ack_floor.stream_seq if info.ack_floor else 0
+            return info.num_ack_pending == 0 and (floor or 0) >= last.seq
 
-        await wait_for(settled, what="the three messages terminated, none waiting")
+        await wait_for(settled, what="the messages terminated, none waiting")
         info = await js.consumer_info(settings.stream_events, service)  # durable = service
         assert info.num_redelivered == 0
     finally:

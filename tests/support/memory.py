@@ -43,7 +43,7 @@ from libs.domain.ports import (
     WriteFailure,
 )
 from libs.infra.mongo.codec import from_bson, to_bson
-from libs.infra.mongo.store import _RECEIVED_FIELDS, STAT_FIELDS
+from libs.infra.mongo.store import RECEIVED_FIELDS, STAT_FIELDS
 
 Doc = dict[str, Any]
 MAX_BSON_BYTES = 16 * 1024 * 1024
@@ -265,7 +265,7 @@ class MemoryStore:
                 created.add(doc["_id"])
                 continue
             if failure.duplicate:
-                sets = {k: v for k, v in doc.items() if k not in _RECEIVED_FIELDS and k != "_id"}
+                sets = {k: v for k, v in doc.items() if k not in RECEIVED_FIELDS and k != "_id"}
                 waiting = Update({"_id": doc["_id"], "outcome_at": None}, {"$set": sets})
                 matched = self.events.select(waiting.filter, Find(limit=1))
                 _, failure = self.events.update(waiting)

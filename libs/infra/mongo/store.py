@@ -41,7 +41,7 @@ KEEP_VERSIONS = 20
 # A connector's counters: events received, events by verdict, duplicates and rejections.
 STAT_FIELDS = ("received", *VERDICTS, "duplicates", "rejected")
 # Fields of a log entry that come from the received event and never change.
-_RECEIVED_FIELDS = (
+RECEIVED_FIELDS = (
     "connector_id",
     "connector_version",
     "correlation_id",
@@ -272,7 +272,7 @@ class Store:
             return inserted, inserted
         ops = []
         for d in rest:
-            insert_only = {k: d[k] for k in _RECEIVED_FIELDS if k in d}
+            insert_only = {k: d[k] for k in RECEIVED_FIELDS if k in d}
             update = {k: v for k, v in d.items() if k not in insert_only and k != "_id"}
             ops.append(
                 UpdateOne(

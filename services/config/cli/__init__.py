@@ -1,9 +1,11 @@
 """``hookline``: the operator's command-line client of the config API.
 
 An HTTP client only (standard library HTTP, typer and rich). Of the server it shares
-only the API's models (``services.config.models``): request bodies are built from them
-and every table names their fields (``output.of_model``), so it runs anywhere the config
-API is reachable, and an API change that breaks it fails its tests::
+only the API's models (``services.config.models``): the rotate-url and replay bodies are
+built from them and every table names their fields (``output.of_model``); a connector's
+configuration file is sent as written, so the server lists every problem at once. It
+runs anywhere the config API is reachable, and an API change that breaks it fails its
+tests::
 
     hookline connectors create shop --config shop.json
     hookline connectors list
