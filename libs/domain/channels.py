@@ -11,6 +11,8 @@ from typing import Any
 import msgspec
 import yarl
 
+from libs.domain.redaction import redact_secret
+
 
 class WhatsAppChannel(
     msgspec.Struct, tag="whatsapp", tag_field="type", kw_only=True, forbid_unknown_fields=True
@@ -55,15 +57,6 @@ class HttpChannel(
 
 Channel = WhatsAppChannel | SmtpChannel | HttpChannel
 SECRET_FIELDS = ("access_token", "password")
-
-
-# A secret shorter than this is shown as "…" alone: its last 4 characters would be
-# most or all of it.
-SHOW_TAIL_FROM = 12
-
-
-def redact_secret(value: str) -> str:
-    return "…" + value[-4:] if len(value) >= SHOW_TAIL_FROM else "…"
 
 
 def redact_url(url: str) -> str:

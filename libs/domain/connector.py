@@ -24,6 +24,9 @@ from typing import Any, ClassVar, Literal, NamedTuple
 
 import msgspec
 
+from libs.domain.handshakes import Handshake
+from libs.domain.verification import Verification
+
 # ---------------------------------------------------------------- filters
 
 FilterOp = Literal[
@@ -228,6 +231,10 @@ class ConnectorConfig(msgspec.Struct, forbid_unknown_fields=True):
     idempotency_key: str | None = None  # attribute path whose value dedups re-sends
     max_body_bytes: int | None = None  # per-connector override of the global limit
     rate_limit_per_s: float | None = None
+    # Source verification (F12): who may send.  Secrets are write-only in the API.
+    verification: Verification | None = None
+    allowed_ips: list[str] = msgspec.field(default_factory=list)  # CIDRs; empty: any
+    handshake: Handshake | None = None
 
 
 class ConnectorSnapshot(msgspec.Struct, kw_only=True):

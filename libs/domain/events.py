@@ -184,6 +184,10 @@ EventStatus = Literal["received", "succeeded", "failed", "filtered"]
 EVENT_STATUSES: tuple[EventStatus, ...] = get_args(EventStatus)
 Verdict = Literal["succeeded", "failed"]
 VERDICTS: tuple[Verdict, ...] = get_args(Verdict)
+# A request that never became an event is in the log too (F12): refused (``rejected``,
+# with its reason and raw bytes) or a provider's subscription handshake, answered.
+RequestStatus = Literal["rejected", "handshake"]
+REQUEST_STATUSES: tuple[RequestStatus, ...] = get_args(RequestStatus)
 
 
 class ExecutionLogged(Envelope, tag="event.logged.v1", frozen=True):
@@ -215,11 +219,22 @@ def decoder(kind: type[T]) -> jsonvalue.Decoder[T]:
 
 
 class IngestNotice(Envelope, tag="ingest.notice.v1", frozen=True):
-    """A request that was not stored as a new event: rejected (4xx) or a duplicate."""
+    """A request that was not stored as a new event: rejected (4xx), a duplicate, or a
+    handshake answered.  A rejected or handshake notice carries the request and its raw
+    bytes (at most ``NOTICE_RAW_MAX``), and becomes a log entry of that status."""
 
-    kind: Literal["rejected", "duplicate"]
+    kind: Literal["rejected", "duplicate", "handshake"]
     reason: str
     status: int
+    code: str = ""  # the refusal's reason code (a metric label), or the handshake kind
+    request: Request | None = None
+    raw: bytes | None = None
+    raw_truncated: bool = False
+
+
+# A refused body is evidence, not data: this much of it is kept with the log entry,
+# so a flood of forged megabyte bodies costs the log little.
+NOTICE_RAW_MAX = 64 * 1024
 
 
 LogStreamEvent = ExecutionLogged | IngestNotice

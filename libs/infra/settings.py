@@ -26,6 +26,9 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # metrics name connectors and their traffic, which webhook senders need not see.
     ingest_metrics_port: int | None = None
     host: str = "127.0.0.1"
+    # Reverse proxies (CIDRs, comma-separated) whose X-Forwarded-For ingest believes when
+    # it checks a connector's allowed_ips; empty: the peer address is the client's.
+    trusted_proxies: str = ""
     public_url: str = "http://127.0.0.1:8000"
     data_dir: str = "./var"
     nats_url: str = ""
@@ -71,6 +74,10 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return [float(x) for x in self.retry_backoff.split(",") if x.strip()]
 
     @property
+    def trusted_proxy_list(self) -> tuple[str, ...]:
+        return tuple(c.strip() for c in self.trusted_proxies.split(",") if c.strip())
+
+    @property
     def roles(self) -> frozenset[str]:
         return frozenset(role.strip() for role in self.config_roles.split(",") if role.strip())
 
@@ -97,6 +104,7 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_INGEST_METRICS_PORT": ("ingest_metrics_port", int),
     "HOOKLINE_HOST": ("host", str),
     "HOOKLINE_PUBLIC_URL": ("public_url", str),
+    "HOOKLINE_TRUSTED_PROXIES": ("trusted_proxies", str),
     "HOOKLINE_DATA_DIR": ("data_dir", str),
     "NATS_URL": ("nats_url", str),
     "MONGO_URI": ("mongo_uri", str),

@@ -13,7 +13,7 @@ from libs.domain.connector import ConnectorConfig
 from libs.infra.http import ApiError
 from libs.infra.mongo.store import StaleVersion
 from libs.infra.settings import Settings
-from services.config import models, snapshots
+from services.config import models, snapshots, write_only
 from services.config.context import CTX, Context, connector_or_404
 from services.config.openapi import Routes
 from services.config.validation import Known, validate
@@ -60,7 +60,7 @@ def connector(settings: Settings, doc: dict[str, Any]) -> models.Connector:
         name=doc["name"],
         url=snapshots.url_of(settings, doc["token"]),
         version=doc["version"],
-        config=msgspec.convert(doc["config"], ConnectorConfig),
+        config=write_only.shown(msgspec.convert(doc["config"], ConnectorConfig)),
         created_at=doc["created_at"].isoformat(),
         updated_at=doc["updated_at"].isoformat(),
     )
@@ -75,7 +75,8 @@ def connector(settings: Settings, doc: dict[str, Any]) -> models.Connector:
 )  # fmt: skip
 async def create(request: web.Request, body: models.ConnectorCreate) -> models.Connector:
     ctx = request.app[CTX]
-    config = checked(body.config, await known_for(ctx, None))
+    sent = None if body.config is None else write_only.kept(body.config, None)
+    config = checked(sent, await known_for(ctx, None))
     now = events.utcnow()
     doc = {
         "_id": events.new_id(),
@@ -120,7 +121,9 @@ async def get(request: web.Request) -> models.Connector:
 async def save(request: web.Request, body: models.ConnectorSave) -> models.Connector:
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
-    config = checked(body.config, await known_for(ctx, doc["_id"]))
+    stored = msgspec.convert(doc["config"], ConnectorConfig)
+    sent = None if body.config is None else write_only.kept(body.config, stored)
+    config = checked(sent, await known_for(ctx, doc["_id"]))
     changes: dict[str, Any] = {"config": msgspec.to_builtins(config)}
     if body.name is not msgspec.UNSET:
         changes["name"] = body.name.strip()
@@ -192,7 +195,7 @@ async def versions(request: web.Request) -> models.VersionList:
         models.Version(
             version=r["version"],
             saved_at=r["saved_at"].isoformat(),
-            config=msgspec.convert(r["config"], ConnectorConfig),
+            config=write_only.shown(msgspec.convert(r["config"], ConnectorConfig)),
         )
         for r in rows
     ]

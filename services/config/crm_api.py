@@ -31,6 +31,7 @@ from libs.domain.channels import (
 )
 from libs.domain.connector import ConnectorConfig, EmailStep, HttpStep, WhatsAppStep, iter_steps
 from libs.domain.contacts import normalize_email
+from libs.domain.redaction import is_redacted
 from libs.infra import logging as hlog
 from libs.infra.http import ApiError
 from libs.infra.nats.channel_registry import (
@@ -47,7 +48,6 @@ routes = Routes()
 
 CHANNEL_ID = re.compile(models.CHANNEL_ID)
 PHONE_NUMBER_ID = re.compile(r"[A-Za-z0-9_-]{1,64}")
-REDACTED = "…"  # what libs.domain.channels.redacted() puts in front of a secret's tail
 ALL = 0  # Store.find limit: 0 means no limit
 MAX_NAME = models.MAX_NAME
 
@@ -171,10 +171,6 @@ async def delete_attribute(request: web.Request) -> None:
 # ====================================================================== channels
 
 
-def _is_redacted(value: Any) -> bool:
-    return isinstance(value, str) and value.startswith(REDACTED)
-
-
 def _url_problem(value: str) -> str | None:
     parts = urlsplit(value)
     if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -194,7 +190,7 @@ def check_channel(channel: Channel) -> list[Problem]:
     if len(channel.name) > MAX_NAME:
         problems.append(("$.name", f"must be ≤ {MAX_NAME} characters"))
     for field in SECRET_FIELDS:
-        if _is_redacted(getattr(channel, field, None)):
+        if is_redacted(getattr(channel, field, None)):
             problems.append(
                 (f"$.{field}", "is a redacted value ('…'); send the real secret or omit it")
             )
@@ -228,7 +224,7 @@ def check_channel(channel: Channel) -> list[Problem]:
             for key, value in channel.headers.items():
                 if not key or not _no_line_breaks(key) or not _no_line_breaks(value):
                     problems.append((f"$.headers.{key}", "header names/values need no line breaks"))
-                elif _is_redacted(value):
+                elif is_redacted(value):
                     problems.append((f"$.headers.{key}", "is a redacted value ('…')"))
     return problems
 
@@ -258,10 +254,10 @@ def keep_stored_secrets(body: dict[str, Any], stored: Channel) -> dict[str, Any]
         # Whoever can change where a secret goes must know it: a stolen admin session
         # must not be able to point stored credentials at its own server.
         stale = [f for f in SECRET_FIELDS if f in stored.__struct_fields__ and getattr(stored, f)]
-        stale = [f for f in stale if f not in body or _is_redacted(body[f])]
+        stale = [f for f in stale if f not in body or is_redacted(body[f])]
         if isinstance(stored, HttpChannel) and stored.headers:
             sent = body.get("headers")
-            if not isinstance(sent, dict) or any(_is_redacted(v) for v in sent.values()):
+            if not isinstance(sent, dict) or any(is_redacted(v) for v in sent.values()):
                 stale.append("headers")
         if stale:
             raise _invalid(
@@ -273,7 +269,7 @@ def keep_stored_secrets(body: dict[str, Any], stored: Channel) -> dict[str, Any]
             )
     for field in SECRET_FIELDS:
         if field in stored.__struct_fields__ and (
-            field not in merged or _is_redacted(merged[field])
+            field not in merged or is_redacted(merged[field])
         ):
             merged[field] = getattr(stored, field)
     if isinstance(stored, HttpChannel):
@@ -283,7 +279,7 @@ def keep_stored_secrets(body: dict[str, Any], stored: Channel) -> dict[str, Any]
         elif isinstance(headers, dict):
             kept: dict[str, Any] = {}
             for key, value in headers.items():
-                if _is_redacted(value):
+                if is_redacted(value):
                     if key not in stored.headers:
                         problem = "is redacted ('…') but no such header is stored"
                         raise _invalid("invalid_channel", [(f"$.headers.{key}", problem)])

@@ -35,6 +35,7 @@ def _summary(doc: dict[str, Any]) -> dict[str, Any]:
         "status": doc.get("status"),
         "connector_version": doc.get("connector_version"),
         "error": doc.get("error"),
+        "reason": doc.get("reason") or None,
     }
 
 
@@ -65,6 +66,9 @@ def detail(doc: dict[str, Any]) -> models.EventDetail:
         attempts=doc.get("attempts"),
         replay_of=doc.get("replay_of"),
         outcome_at=_iso(doc.get("outcome_at")),
+        http_status=doc.get("http_status"),
+        note=doc.get("note"),
+        raw_truncated=bool(doc.get("raw_truncated")),
     )
 
 
@@ -147,6 +151,11 @@ def received_from_log(
 ) -> events.EventReceived:
     """A logged event as it was received (for replays and dry-runs): the raw bytes
     parsed again (the record), or the parsed body of an entry from before raw bodies."""
+    if row.get("status") in events.REQUEST_STATUSES:
+        # Refused at the door (or a handshake): running it now would let it in.
+        raise ApiError(
+            422, "not_an_event", f"a {row['status']} request is logged, not an event to run"
+        )
     request = msgspec.convert(row["request"], events.Request)
     raw: bytes | None = row.get("raw")
     body = row.get("body")

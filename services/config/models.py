@@ -38,9 +38,9 @@ EMAIL = contacts.EMAIL_INPUT_PATTERN  # what normalize_email accepts; blanks are
 MAX_NAME = 200
 MAX_DESCRIPTION = 1000
 MAX_GRACE_S = 7 * 86400  # an old URL works for a week at most after a rotation
-# The statuses the log can be filtered by: received and the verdicts (VERDICTS);
-# test_vocabulary checks that they stay that.
-EventStatusQuery = Literal["received", "succeeded", "failed"]
+# The statuses the log can be filtered by: received, the verdicts (VERDICTS) and the
+# requests that never became events (REQUEST_STATUSES); test_vocabulary checks that.
+EventStatusQuery = Literal["received", "succeeded", "failed", "rejected", "handshake"]
 EVENT_STATUSES = get_args(EventStatusQuery)
 
 
@@ -233,10 +233,17 @@ class EventSummary(Struct, kw_only=True):
     event_id: str
     received_at: Time | None
     status: Annotated[
-        str | None, Meta(description="received, succeeded, failed, filtered or rejected")
+        str | None,
+        Meta(description="received, succeeded, failed, filtered, rejected or handshake"),
     ]
     connector_version: int | None = None
     error: str | None = None
+    reason: Annotated[
+        str | None,
+        Meta(
+            description="A rejected request's reason code (bad_signature, …) or a handshake's kind."
+        ),
+    ] = None
 
 
 class EventList(Struct, kw_only=True):
@@ -278,6 +285,13 @@ class EventDetail(EventSummary, kw_only=True):
     attempts: int | None
     replay_of: str | None
     outcome_at: Time | None
+    http_status: Annotated[
+        int | None, Meta(description="What a rejected request or a handshake was answered.")
+    ] = None
+    note: Annotated[str | None, Meta(description="What a handshake was answered.")] = None
+    raw_truncated: Annotated[
+        bool, Meta(description="A rejected request's body is kept up to 64 KiB.")
+    ] = False
 
 
 OptionalVersion = Annotated[
@@ -322,6 +336,7 @@ class Stats(Struct, kw_only=True):
     failed: Count
     duplicates: Count
     rejected: Count
+    handshakes: Count
     since: Annotated[Time, Meta(description="Counting started then: creation or the last reset.")]
 
 

@@ -133,6 +133,28 @@ def salvaged(data: bytes, reason: str) -> dict[str, Any] | None:
     } | ({"outcome_at": events.utcnow()} if inner is ev else {})
 
 
+def notice_doc(notice: events.IngestNotice) -> dict[str, Any]:
+    """The log entry of a request that never became an event: ``rejected`` (the reason,
+    the request and its raw bytes) or ``handshake`` (what was answered)."""
+    assert notice.request is not None
+    return {
+        "_id": notice.event_id,
+        "connector_id": notice.connector_id,
+        "connector_version": notice.connector_version,
+        "correlation_id": notice.event_id,
+        "received_at": notice.occurred_at,
+        "status": notice.kind,
+        "error": notice.reason if notice.kind == "rejected" else None,
+        "reason": notice.code,
+        "http_status": notice.status,
+        "note": notice.reason if notice.kind == "handshake" else None,
+        "request": msgspec.to_builtins(notice.request),
+        "custom_variables": notice.request.query,
+        "raw": notice.raw,
+        "raw_truncated": notice.raw_truncated,
+    }
+
+
 def outcome_doc(ev: events.ExecutionLogged) -> dict[str, Any]:
     doc = received_doc(ev.received)
     doc.pop("status")
@@ -198,7 +220,8 @@ class Projector:
             if ev is None:
                 continue
             if isinstance(ev, events.IngestNotice):
-                pairs.append((msg, ev))
+                logged = ev.request is not None and ev.kind != "duplicate"
+                pairs.append((msg, notice_doc(ev) if logged else ev))
             elif ev.dry_run:
                 pairs.append((msg, None))
             else:
@@ -208,14 +231,23 @@ class Projector:
 
     async def _logs(self, pairs: Sequence[tuple[Delivery, LogItem]]) -> None:
         outcomes: list[dict[str, Any]] = []
+        requests: list[dict[str, Any]] = []  # rejected and handshake entries
         counts: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
         for _, item in pairs:
-            if isinstance(item, events.IngestNotice):
-                field = "duplicates" if item.kind == "duplicate" else "rejected"
-                counts[item.connector_id][field] += 1
-            elif item is not None:
+            if isinstance(item, events.IngestNotice):  # counted only (a duplicate)
+                counts[item.connector_id][_NOTICE_STAT[item.kind]] += 1
+            elif item is None:
+                continue
+            elif item["status"] in events.REQUEST_STATUSES:
+                requests.append(item)
+            else:
                 outcomes.append(item)
+        new, refused_back = await _degrading(requests, self.store.record_received)
+        for doc in _one_per_event(requests):
+            if doc["_id"] in new:  # counted once however often the notice comes
+                counts[doc["connector_id"]][_NOTICE_STAT[doc["status"]]] += 1
         (first, created), kept_back = await _degrading(outcomes, self.store.record_outcomes)
+        kept_back |= refused_back
         for doc in _one_per_event(outcomes):
             if doc["_id"] in first:
                 counts[doc["connector_id"]][
@@ -226,6 +258,9 @@ class Projector:
         await self.store.add_stats(counts)
         await _settle(pairs, kept_back)
 
+
+# The stats counter of each kind of notice.
+_NOTICE_STAT = {"duplicate": "duplicates", "rejected": "rejected", "handshake": "handshakes"}
 
 # A log stream message as the projection writes it: a notice (counted), an entry
 # (written), or nothing to write (a dry-run's verdict, only acknowledged).

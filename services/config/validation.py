@@ -7,10 +7,11 @@ A check whose facts are unknown (e.g. no structure learned yet) is skipped.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Any
 
-from libs.domain import formatters, paths, references, templating
+from libs.domain import formatters, handshakes, paths, references, templating, verification
 from libs.domain.connector import (
     ConnectorConfig,
     EmailStep,
@@ -54,12 +55,35 @@ def validate(config: ConnectorConfig, known: Known | None = None) -> list[Proble
         problems.append(("$.max_body_bytes", "must be in 1..67108864"))
     if config.rate_limit_per_s is not None and config.rate_limit_per_s <= 0:
         problems.append(("$.rate_limit_per_s", "must be positive"))
+    _sources(config, problems)
     _mapping(config, known, problems)
     _steps(config, problems)
     outputs = _formatter_outputs(config)
     _channels(config, known, problems)
     _references(config, known, outputs, problems)
     return problems
+
+
+MAX_ALLOWED_IPS = 256
+
+
+def _sources(config: ConnectorConfig, problems: list[Problem]) -> None:
+    """Verification, allowed addresses and handshake: whatever each needs, named."""
+    if config.verification is not None:
+        for where, message in verification.problems(config.verification):
+            problems.append((f"$.verification.{where}", message))
+    if len(config.allowed_ips) > MAX_ALLOWED_IPS:
+        problems.append(("$.allowed_ips", f"at most {MAX_ALLOWED_IPS} networks"))
+    for k, cidr in enumerate(config.allowed_ips[:MAX_ALLOWED_IPS]):
+        try:
+            ipaddress.ip_network(cidr, strict=False)
+        except ValueError:
+            problems.append((f"$.allowed_ips[{k}]", f"{cidr!r} is not an address or CIDR"))
+    if config.handshake is not None:
+        v = config.verification
+        secret = v.secrets[0] if v is not None and v.secrets else None
+        for where, message in handshakes.problems(config.handshake, secret):
+            problems.append((f"$.handshake.{where}", message))
 
 
 def _mapping(config: ConnectorConfig, known: Known, problems: list[Problem]) -> None:

@@ -18,7 +18,7 @@ from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.web_protocol import RequestPayloadError
 from multidict import CIMultiDictProxy
 
-from libs.domain import events, paths, templating
+from libs.domain import addresses, events, handshakes, paths, templating
 from libs.domain.bodies import BadRequest, parse_query, parse_request
 from libs.domain.connector import ConnectorSnapshot
 from libs.infra import logging as hlog
@@ -30,6 +30,7 @@ from libs.infra.nats.registry import Registry
 from libs.infra.settings import Settings
 from services.ingest.metrics import IngestMetrics
 from services.ingest.ratelimit import TokenBuckets
+from services.ingest.sources import Source
 
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", IngestMetrics)
@@ -55,11 +56,13 @@ def _clean(text: str) -> str:
     return text.encode("utf-8", "surrogateescape").decode("utf-8", "replace")
 
 
-def _headers(raw: CIMultiDictProxy[str]) -> dict[str, str]:
+def _headers(raw: CIMultiDictProxy[str], secret: str | None = None) -> dict[str, str]:
+    """The headers as logged; ``secret`` names one more that holds a credential (the
+    connector's api_key header, whatever it is called)."""
     out: dict[str, str] = {}
     for key, value in raw.items():
         k, value = _clean(key.lower()), _clean(value)
-        if k in _REDACT or _SECRET_NAME.search(k):
+        if k in _REDACT or k == secret or _SECRET_NAME.search(k):
             value = "[redacted]"
         out[k] = f"{out[k]}, {value}" if k in out else value
     return out
@@ -115,6 +118,21 @@ def _response(
     )
 
 
+class Seen:
+    """What ingest read of a request before it answered: kept with a refusal's log entry."""
+
+    def __init__(self, request: web.Request) -> None:
+        self.raw: bytes | None = None
+        self.client: str | None = request.remote
+        self.custom: dict[str, Any] = {}
+        self.secret_header: str | None = None
+
+
+def _handshake_response(reply: handshakes.Reply) -> web.Response:
+    headers = {"Content-Type": reply.content_type, "X-Content-Type-Options": "nosniff"}
+    return web.Response(body=reply.body, status=reply.status, content_type=None, headers=headers)
+
+
 class Ingest:
     def __init__(self, app: web.Application) -> None:
         self.app = app
@@ -122,6 +140,10 @@ class Ingest:
         self.metrics = app[METRICS]
         self.buckets = TokenBuckets()
         self.notice_buckets = TokenBuckets()
+        self.source = Source(
+            public_url=self.settings.public_url.rstrip("/"),
+            trusted=addresses.networks(self.settings.trusted_proxy_list),
+        )
         self._background: set[asyncio.Task[Any]] = set()
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -129,10 +151,12 @@ class Ingest:
         if snap is None:
             self.metrics.count("unknown", 404)
             return error(404, "not_found", "no connector has this URL (unknown or rotated)")
+        seen = Seen(request)
         try:
-            response = await self._accept(request, snap)
+            response = await self._accept(request, snap, seen)
         except BadRequest as exc:
-            self._notice(snap, "rejected", exc.message, exc.status)
+            self.metrics.rejected.labels(self.metrics.connector(snap.id), exc.code).inc()
+            self._notice(snap, "rejected", exc.message, exc.status, exc.code, request, seen)
             response = error(exc.status, exc.code, exc.message)
         except Exception:  # a bug: answer JSON (the sender retries), log it, don't die
             hlog.get().exception("ingest.unhandled", connector_id=snap.id)
@@ -140,18 +164,39 @@ class Ingest:
         self.metrics.count(snap.id, response.status)
         return response
 
-    async def _accept(self, request: web.Request, snap: ConnectorSnapshot) -> web.Response:
-        rate = snap.config.rate_limit_per_s
+    async def _accept(
+        self, request: web.Request, snap: ConnectorSnapshot, seen: Seen
+    ) -> web.Response:
+        config = snap.config
+        seen.client = self.source.client(request)
+        seen.custom = custom = parse_query(request.rel_url.raw_query_string)
+        check = config.verification
+        if check is not None and check.scheme == "api_key":
+            seen.secret_header = check.header.lower() if check.header else None
+            if check.query_param:  # a credential: not a custom variable, not logged
+                custom.pop(check.query_param, None)
+        self.source.check_address(config, seen.client)
+        rate = config.rate_limit_per_s
         if rate and not self.buckets.allow(snap.id, rate, time.monotonic()):
             raise BadRequest(429, "rate_limited", f"over the connector's limit of {rate}/s")
-        limit = snap.config.max_body_bytes or self.settings.max_body_bytes
-        raw = await _read_raw(request, limit)
+        limit = config.max_body_bytes or self.settings.max_body_bytes
+        seen.raw = raw = await _read_raw(request, limit)
+        reply = self.source.handshake(config, request, raw, signed=False)
+        source_id = None
+        if reply is None:
+            source_id = self.source.verify(config, request, raw, time.time())
+            reply = self.source.handshake(config, request, raw, signed=True)
+        if reply is not None:
+            assert config.handshake is not None
+            kind = config.handshake.kind
+            self.metrics.handshakes.labels(self.metrics.connector(snap.id), kind).inc()
+            self._notice(snap, "handshake", reply.note, reply.status, kind, request, seen)
+            return _handshake_response(reply)
         content_type = request.headers.get(hdrs.CONTENT_TYPE)
         content_type = None if content_type is None else _clean(content_type)
         body = parse_request(content_type, raw)
         size = len(raw)
         self.metrics.body_bytes.observe(size)
-        custom = parse_query(request.rel_url.raw_query_string)
         event_id = events.new_id()
         event = events.EventReceived(
             event_id=event_id,
@@ -159,14 +204,7 @@ class Ingest:
             connector_version=snap.version,
             occurred_at=events.utcnow(),
             correlation_id=request.headers.get("X-Correlation-Id") or event_id,
-            request=events.Request(
-                method=request.method,
-                headers=_headers(request.headers),
-                query=custom,
-                source_ip=request.remote,
-                content_type=content_type,
-                size=size,
-            ),
+            request=self._record(request, seen, content_type, size),
             body=body,
             raw=raw,
             custom_variables=custom,
@@ -174,7 +212,13 @@ class Ingest:
         key = self._idempotency_key(snap, event)
         if key is not None:
             event = msgspec.structs.replace(event, idempotency_key=key)
-        msg_id = f"{snap.id}:{key}" if key is not None else event_id
+            msg_id = f"{snap.id}:{key}"
+        elif source_id is not None:
+            # The sender's own message id (webhook-id, X-GitHub-Delivery, Stripe's event
+            # id…): a replayed or re-sent message inside the window is a duplicate.
+            msg_id = f"{snap.id}:source:{source_id}"
+        else:
+            msg_id = event_id
         payload = events.encode(event)
         if len(payload) > self.app[NATS].max_payload:
             # Raw bytes + parsed body + headers past the broker's message size: a bound,
@@ -200,8 +244,23 @@ class Ingest:
         self.metrics.store_seconds.observe(time.perf_counter() - started)
         if duplicate:
             self.metrics.duplicates.labels(self.metrics.connector(snap.id)).inc()
-            self._notice(snap, "duplicate", f"idempotency key {key!r} seen before", 200)
+            seen_before = (
+                f"idempotency key {key!r}" if key is not None else f"message id {source_id!r}"
+            )
+            self._notice(snap, "duplicate", f"{seen_before} seen before", 200)
         return _response(snap, event, duplicate)
+
+    def _record(
+        self, request: web.Request, seen: Seen, content_type: str | None, size: int
+    ) -> events.Request:
+        return events.Request(
+            method=request.method,
+            headers=_headers(request.headers, seen.secret_header),
+            query=seen.custom,
+            source_ip=seen.client,
+            content_type=content_type,
+            size=size,
+        )
 
     def _idempotency_key(self, snap: ConnectorSnapshot, event: events.EventReceived) -> str | None:
         path = snap.config.idempotency_key
@@ -210,12 +269,30 @@ class Ingest:
         value = paths.resolve(event.context(), path)
         return None if value is None else str(value)
 
-    def _notice(self, snap: ConnectorSnapshot, kind: str, reason: str, status: int) -> None:
-        """Tell the projector about a rejected or duplicate request (stats), best effort
-        and at most NOTICES_PER_S per connector."""
+    def _notice(
+        self,
+        snap: ConnectorSnapshot,
+        kind: str,
+        reason: str,
+        status: int,
+        code: str = "",
+        request: web.Request | None = None,
+        seen: Seen | None = None,
+    ) -> None:
+        """Tell the projector about a request that is not a new event (stats; a log entry
+        with the request for a rejection or handshake), best effort and at most
+        NOTICES_PER_S per connector."""
         if not self.notice_buckets.allow(snap.id, NOTICES_PER_S, time.monotonic()):
             self.metrics.notices_dropped.inc()
             return
+        record, raw = None, None
+        if request is not None and seen is not None:
+            raw = seen.raw
+            content_type = request.headers.get(hdrs.CONTENT_TYPE)
+            size = len(raw) if raw is not None else request.content_length or 0
+            record = self._record(
+                request, seen, None if content_type is None else _clean(content_type), size
+            )
         notice = events.IngestNotice(
             event_id=events.new_id(),
             connector_id=snap.id,
@@ -225,6 +302,10 @@ class Ingest:
             kind=kind,  # type: ignore[arg-type]
             reason=reason,
             status=status,
+            code=code,
+            request=record,
+            raw=None if raw is None else raw[: events.NOTICE_RAW_MAX],
+            raw_truncated=raw is not None and len(raw) > events.NOTICE_RAW_MAX,
         )
         task = asyncio.create_task(
             self.app[JS].publish(

@@ -21,6 +21,17 @@ class IngestMetrics(BaseMetrics):
             "Requests answered 2xx but not stored: the idempotency key was seen before.",
             ["connector"],
         )
+        self.rejected = self.counter(
+            "rejected",
+            "Requests refused before they were stored (4xx), by connector and reason code "
+            "(bad_signature, stale_timestamp, address_not_allowed, invalid_json, …).",
+            ["connector", "reason"],
+        )
+        self.handshakes = self.counter(
+            "handshakes",
+            "Subscription handshakes answered, by connector and kind (meta, slack, …).",
+            ["connector", "kind"],
+        )
         self.connector.on_admit.append(self._zero)
         self.body_bytes = self.histogram(
             "body_bytes",

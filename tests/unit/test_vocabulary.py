@@ -294,7 +294,7 @@ def test_every_event_root_is_a_document_root_or_listed_request_metadata() -> Non
     assert not set(events.DOCUMENT_ROOTS) & set(events.METADATA_ROOTS)
 
 
-def test_the_log_filter_statuses_are_received_and_the_verdicts() -> None:
+def test_the_log_filter_statuses_are_received_the_verdicts_and_the_requests() -> None:
     from services.config import models
 
-    assert ("received", *events.VERDICTS) == models.EVENT_STATUSES
+    assert ("received", *events.VERDICTS, *events.REQUEST_STATUSES) == models.EVENT_STATUSES

@@ -39,7 +39,7 @@ Doc = dict[str, Any]
 UNREACHABLE = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout)
 KEEP_VERSIONS = 20
 # A connector's counters: events received, events by verdict, duplicates and rejections.
-STAT_FIELDS = ("received", *VERDICTS, "duplicates", "rejected")
+STAT_FIELDS = ("received", *VERDICTS, "duplicates", "rejected", "handshakes")
 # Fields of a log entry that come from the received event and never change.
 RECEIVED_FIELDS = (
     "connector_id",

@@ -35,6 +35,8 @@ class Status(StrEnum):
     received = "received"
     succeeded = "succeeded"
     failed = "failed"
+    rejected = "rejected"
+    handshake = "handshake"
 
 
 EventId = Annotated[str, typer.Argument(metavar="EVENT_ID", show_default=False)]
