@@ -313,7 +313,15 @@ class Store:
         elif before is not None:
             query["received_at"] = {"$lt": before}
         cursor = self.events.find(
-            query, {"_id": 1, "received_at": 1, "status": 1, "connector_version": 1, "error": 1}
+            query,
+            {
+                "_id": 1,
+                "received_at": 1,
+                "status": 1,
+                "connector_version": 1,
+                "error": 1,
+                "reason": 1,
+            },
         )
         cursor = cursor.sort([("received_at", DESCENDING), ("_id", DESCENDING)])
         return await cursor.limit(limit).to_list(None)
