@@ -99,9 +99,11 @@ async def test_every_scheme_lets_its_sender_in_and_refuses_the_rest(
         accepted = await _log(api, connector_id, 1, "succeeded")
         assert len(accepted) == 1, scheme
 
-        async def counted(connector_id: str = connector_id) -> dict[str, Any] | None:
+        async def counted(
+            connector_id: str = connector_id, refused: int = len(codes)
+        ) -> dict[str, Any] | None:
             stats = await api.call("GET", f"{C}/{connector_id}/stats")
-            return stats if stats["rejected"] == len(codes) and stats["received"] == 1 else None
+            return stats if stats["rejected"] == refused and stats["received"] == 1 else None
 
         await wait_for(counted, what=f"{scheme}: stats to count the refusals once")
 
@@ -334,7 +336,10 @@ async def test_handshakes_are_answered_logged_and_run_no_steps(
             {"attribute": "body.event", "op": "exists"}]}}],
     }  # fmt: skip
     zoom, zoom_url = await system.ready_connector(api, "zoom", zoom_config)
-    body = b'{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,"event":"endpoint.url_validation"}'
+    body = (  # Zoom's documented example
+        b'{"payload":{"plainToken":"qgg8vlvZRS6UYooatFL8Aw"},"event_ts":1654503849680,'
+        b'"event":"endpoint.url_validation"}'
+    )
     status, answer = await _post(
         session, zoom_url, signers.zoom(zoom_secret, body, int(time.time()), "")
     )
@@ -366,7 +371,7 @@ async def test_handshakes_are_answered_logged_and_run_no_steps(
         [entry] = await _log(api, connector["id"], 1, "handshake")
         assert entry["reason"] == kind
 
-    graph, graph_url = await system.ready_connector(api, "graph", {"handshake": {"kind": "graph"}})
+    _, graph_url = await system.ready_connector(api, "graph", {"handshake": {"kind": "graph"}})
     async with session.post(
         graph_url, params={"validationToken": "Validation: Testing client app"}
     ) as r:
