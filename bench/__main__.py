@@ -16,6 +16,8 @@ Besides wrk's numbers it records where the CPU went (cores per process, read fro
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import hmac
 import json
 import os
 import platform
@@ -31,13 +33,19 @@ from typing import Any
 
 import aiohttp
 
-from bench import hookapi, mapper, procs, rawcost, wrkload
+from bench import hookapi, mapper, procs, rawcost, verifycost, wrkload
 from bench.payload import ORDER
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
 WARMUP_S = 2
 TARGET_RATIO = 0.5
 TARGET_P99_MS = 15.0
+# The verified connector: GitHub's scheme, the signature of the one payload wrk sends.
+VERIFIED = {"scheme": "github", "secrets": ["bench-secret-0123456789"]}
+SIGNED_HEADERS = {
+    "X-Hub-Signature-256": "sha256="
+    + hmac.new(b"bench-secret-0123456789", ORDER, hashlib.sha256).hexdigest()
+}
 NOISY_CORES = 0.25  # other work above this during a run makes its numbers doubtful
 
 
@@ -104,6 +112,8 @@ async def hookline_phase(
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=30)) as session:
         api = hookapi.Api(session, system.api, system.token)
         ingest = await api.create_connector("bench-ingest")
+        verified_connector = await api.create_connector("bench-verified", verification=VERIFIED)
+        signed_lua = wrkload.write_lua(lua.with_name("post-signed.lua"), SIGNED_HEADERS)
         print(f"· end to end: {events} events through a one-filter connector …", flush=True)
         meter = procs.CpuMeter(pids | {"bench client": os.getpid()})
         e2e = await hookapi.end_to_end(api, events)
@@ -127,6 +137,11 @@ async def hookline_phase(
         alone, alone_cores = await asyncio.to_thread(
             measure, wrk, ingest["url"], duration_s, lua, alone_pids
         )
+        # The same load on a connector that checks a GitHub signature on every request.
+        print(f"· wrk on ingest alone, signature verified ({WARMUP_S}s + {duration_s}s) …")
+        verified, verified_cores = await asyncio.to_thread(
+            measure, wrk, verified_connector["url"], duration_s, signed_lua, alone_pids
+        )
     cpu_ms_per_event = {
         name: round(1e3 * value * meter.wall / max(e2e.logged, 1), 3)
         for name, value in e2e_cores.items()
@@ -137,6 +152,8 @@ async def hookline_phase(
         "cores": cores,
         "alone": alone,
         "alone_cores": alone_cores,
+        "verified": verified,
+        "verified_cores": verified_cores,
         "e2e": e2e,
         "e2e_mapping": mapped,
         "mapper": drained,
@@ -227,6 +244,15 @@ def report(out: dict[str, Any]) -> None:
             f" ({hook['requests_per_s']:,.0f}/s) -> {_met(m['met'])} ({m['ratio']:.2f}x;"
             f" {m['ratio_alone']:.2f}x ingest's own accept rate with downstream paused)"
         )
+    v = out["verification"]
+    print(
+        f"  verification   ingest alone, {v['scheme']} signature checked on every request: "
+        f"{v['requests_per_s']:,.0f} req/s vs {v['requests_per_s_without']:,.0f} without "
+        f"({v['ratio']:.2f}x); ingest CPU {v['ingest_cpu_us_per_request']:.0f} vs "
+        f"{v['ingest_cpu_us_per_request_without']:.0f} us/request; {v['non_2xx_3xx']} refused"
+    )
+    listed = ", ".join(f"{k} {us:.1f}" for k, us in out.get("verify_us", {}).items())
+    print(f"  the check alone, in process (us per request): {listed}")
     for cost in out.get("raw_bytes_cost", []):
         print(
             f"  raw bytes kept, {cost['body_bytes']:>6} B body: "
@@ -276,6 +302,7 @@ def results(
         "cpu_ratio_alone": _ratio(cpu["baseline"], cpu["ingest_alone"]),
         "ingest_alone": alone.to_dict(),
         "ratio_alone": _ratio(alone.requests_per_s, base.requests_per_s),
+        "verification": verification_cost(hook),
         "e2e": hook["e2e"].to_dict(),
         "e2e_events_per_s": hook["e2e"].events_per_s,
         "e2e_mapping": hook["e2e_mapping"].to_dict(),
@@ -297,6 +324,25 @@ def results(
             "p99_met": p99_met,
             "met": ratio_met and p99_met and result.non_2xx_3xx == 0,
         },
+    }
+
+
+def verification_cost(hook: dict[str, Any]) -> dict[str, Any]:
+    """Ingest alone, with and without a signature check on every request (same run)."""
+    alone: wrkload.WrkResult = hook["alone"]
+    verified: wrkload.WrkResult = hook["verified"]
+    plain_us = cpu_us_per_request(alone, hook["alone_cores"].get("ingest", 0.0))
+    checked_us = cpu_us_per_request(verified, hook["verified_cores"].get("ingest", 0.0))
+    return {
+        "scheme": VERIFIED["scheme"],
+        "requests_per_s": verified.requests_per_s,
+        "requests_per_s_without": alone.requests_per_s,
+        "ratio": _ratio(verified.requests_per_s, alone.requests_per_s),
+        "ingest_cpu_us_per_request": checked_us,
+        "ingest_cpu_us_per_request_without": plain_us,
+        "cpu_us_cost": round(checked_us - plain_us, 1),
+        "p99_ms": verified.p99_ms,
+        "non_2xx_3xx": verified.non_2xx_3xx,
     }
 
 
@@ -350,6 +396,8 @@ def main() -> int:
     raw_costs = rawcost.measure([ORDER, _LARGE_BODY])
     out = results(facts, duration, events, base, base_cores, hook)
     out["raw_bytes_cost"] = [c.to_dict() for c in raw_costs]
+    print("· what each verification scheme costs (in process) …", flush=True)
+    out["verify_us"] = verifycost.measure()
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")
     report(out)

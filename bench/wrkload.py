@@ -46,23 +46,25 @@ def ensure_wrk() -> str:
     return found
 
 
-def lua_script() -> str:
+def lua_script(headers: dict[str, str] | None = None) -> str:
     body = ORDER.decode()
     if "]]" in body:
         raise ValueError("the payload cannot contain ']]' (Lua long-string delimiter)")
+    extra = "".join(f'wrk.headers["{k}"] = "{v}"\n' for k, v in (headers or {}).items())
     return (
         "-- Written by bench/wrkload.py from bench/payload.py: edit the payload there.\n"
         'wrk.method = "POST"\n'
         'wrk.headers["Content-Type"] = "application/json"\n'
+        f"{extra}"
         f"wrk.body = [[{body}]]\n"
     )
 
 
-def write_lua() -> Path:
-    text = lua_script()
-    if not LUA_PATH.exists() or LUA_PATH.read_text() != text:
-        LUA_PATH.write_text(text)
-    return LUA_PATH
+def write_lua(path: Path = LUA_PATH, headers: dict[str, str] | None = None) -> Path:
+    text = lua_script(headers)
+    if not path.exists() or path.read_text() != text:
+        path.write_text(text)
+    return path
 
 
 def _ms(value: str) -> float:

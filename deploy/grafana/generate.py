@@ -351,6 +351,7 @@ def connector_stats() -> dict[str, Any]:
 
     accepted = total("hookline_ingest_requests_total", ',status=~"2.."')
     duplicates = total("hookline_ingest_duplicates_total", "")
+    handshakes = total("hookline_ingest_handshakes_total", "")
 
     def count(title: str, expr: str, **options: Any) -> Panel:
         """A whole number over the range, 0 while there is no series yet."""
@@ -360,8 +361,9 @@ def connector_stats() -> dict[str, Any]:
     stats = [
         count(
             "Received",
-            f"({accepted} - ({duplicates} or vector(0)))",
-            description="Requests stored as new events (2xx answers minus duplicates).",
+            f"({accepted} - ({duplicates} or vector(0)) - ({handshakes} or vector(0)))",
+            description="Requests stored as new events (2xx answers minus duplicates and "
+            "handshakes).",
         ),
         count("Succeeded", total("hookline_executor_events_total", ',status="succeeded"')),
         count(
@@ -374,8 +376,8 @@ def connector_stats() -> dict[str, Any]:
         ),
         count(
             "Rejected",
-            total("hookline_ingest_requests_total", ',status=~"4.."'),
-            description="Requests answered 4xx: bad body, too large, rate limited.",
+            total("hookline_ingest_rejected_total", ""),
+            description="Requests refused (4xx): signature, address, body, size, rate limit.",
             thresholds=[(None, "green"), (1, "orange")],
         ),
         count(
@@ -383,6 +385,19 @@ def connector_stats() -> dict[str, Any]:
         ),
     ]
     by_connector = [
+        timeseries(
+            "Refused per second by reason",
+            [
+                (
+                    "sum by (connector, reason) (rate(hookline_ingest_rejected_total"
+                    f"{{{CONN}}}[{RATE}]))",
+                    "{{connector}} {{reason}}",
+                )
+            ],
+            unit="reqps",
+            description="bad_signature, missing_signature, stale_timestamp, "
+            "address_not_allowed, invalid_json, rate_limited, … (see the README's table).",
+        ),
         timeseries(
             "Received per second",
             [
@@ -490,6 +505,9 @@ def pipeline_health() -> dict[str, Any]:
     ingest = [
         per_second(
             "Requests per second by status", [by("status", "hookline_ingest_requests_total")], 6
+        ),
+        per_second(
+            "Refused per second by reason", [by("reason", "hookline_ingest_rejected_total")], 6
         ),
         per_second(
             "Store failures (answered 503) per second",

@@ -189,7 +189,7 @@ class Ingest:
         if reply is not None:
             assert config.handshake is not None
             kind = config.handshake.kind
-            self.metrics.handshakes.labels(self.metrics.connector(snap.id), kind).inc()
+            self.metrics.handshakes.labels(self.metrics.connector(snap.id)).inc()
             self._notice(snap, "handshake", reply.note, reply.status, kind, request, seen)
             return _handshake_response(reply)
         content_type = request.headers.get(hdrs.CONTENT_TYPE)

@@ -29,8 +29,9 @@ class IngestMetrics(BaseMetrics):
         )
         self.handshakes = self.counter(
             "handshakes",
-            "Subscription handshakes answered, by connector and kind (meta, slack, …).",
-            ["connector", "kind"],
+            "Subscription handshakes answered (2xx, not events), by connector; the log "
+            "entry names the kind.",
+            ["connector"],
         )
         self.connector.on_admit.append(self._zero)
         self.body_bytes = self.histogram(
@@ -62,3 +63,4 @@ class IngestMetrics(BaseMetrics):
 
     def _zero(self, connector: str) -> None:
         self.duplicates.labels(connector)
+        self.handshakes.labels(connector)
