@@ -24,7 +24,7 @@ import hmac
 import re
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Final, Literal, get_args
+from typing import Annotated, Final, Literal, get_args
 from urllib.parse import parse_qsl, urlsplit, urlunsplit
 
 import msgspec
@@ -69,8 +69,16 @@ class Verification(msgspec.Struct, forbid_unknown_fields=True, kw_only=True):
     ``query_param`` (``api_key``), ``username`` (``basic``)."""
 
     scheme: Scheme
-    secrets: list[str] = msgspec.field(default_factory=list)
-    tolerance_s: int = DEFAULT_TOLERANCE_S
+    secrets: Annotated[
+        list[str],
+        msgspec.Meta(
+            description="Write-only: shown as '…' and the last 4 characters; sent back so, "
+            "the stored secret is kept. At most two active (a rotation)."
+        ),
+    ] = msgspec.field(default_factory=list)
+    tolerance_s: Annotated[
+        int, msgspec.Meta(description="Seconds a signed timestamp may be from now.")
+    ] = DEFAULT_TOLERANCE_S
     header: str | None = None
     algorithm: Algorithm = "sha256"
     encoding: Encoding = "hex"
