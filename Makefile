@@ -23,7 +23,15 @@ setup: $(STAMP) ## create the virtualenv and install pinned dependencies
 run: $(STAMP) ## start NATS, SecantusDB and the four services; Ctrl-C stops all
 	$(BIN)/python -m libs.local.launcher
 
-test: $(STAMP) ## the whole suite: unit, integration (real servers) and end-to-end
+# The console's browser tests drive Debian's Chromium through its ChromeDriver.
+BROWSER := /usr/bin/chromium /usr/bin/chromedriver
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+$(BROWSER):
+	@echo "installing Debian's chromium and chromium-driver (the console's browser tests)"
+	$(SUDO) apt-get install -y -qq chromium chromium-driver || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver)
+
+test: $(STAMP) $(BROWSER) ## the whole suite: unit, integration (real servers), end-to-end, browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
 
 lint: $(STAMP) ## ruff, mypy and the layer contracts (import-linter)

@@ -21,6 +21,7 @@ from libs.infra.settings import Settings, ensure_admin_token
 from libs.runtime import worker
 from services.config import (
     connectors_api,
+    console,
     contacts_api,
     crm_api,
     events_api,
@@ -35,7 +36,7 @@ from services.config.projector import Projector
 SETTINGS = web.AppKey("settings", Settings)
 METRICS = web.AppKey("metrics", ConfigMetrics)
 
-PUBLIC = ("/healthz", "/readyz", "/metrics", "/openapi.json")
+PUBLIC = ("/healthz", "/readyz", "/metrics", "/openapi.json", "/", "/console")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -48,8 +49,11 @@ async def errors_and_auth(request: web.Request, handler: Handler) -> web.StreamR
     )
     started = time.perf_counter()
     try:
-        if request.path not in PUBLIC:
-            _authorize(request, app[SETTINGS].admin_token)
+        if request.path not in PUBLIC and not request.path.startswith(console.PUBLIC_PREFIXES):
+            token = app[SETTINGS].admin_token
+            # The bearer token (curl, the CLI) or the console's session cookie + CSRF.
+            if "Authorization" in request.headers or not console.authorize_session(request, token):
+                _authorize(request, token)
         response = await handler(request)
     except ApiError as exc:
         response = exc.response()
@@ -148,6 +152,7 @@ def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.
         for module in (connectors_api, events_api, structure_api, crm_api, contacts_api, openapi):
             app.add_routes(module.routes)
         app.on_startup.append(openapi.build_spec)
+        app.add_routes(console.routes(app[SETTINGS].admin_token))
 
     async def ready() -> bool:
         if CTX not in app:

@@ -1,0 +1,162 @@
+"""The web console (F13): static pages at ``/console/`` and the session they log in with.
+
+The console is a client of the public API and nothing else: its pages call the same
+``/api/v1`` routes as curl and the CLI, so there is no second write path.  What this
+module adds is how a browser authenticates without keeping the admin token in
+JavaScript: the token is exchanged once (``POST /console/login``) for a session cookie
+that is ``HttpOnly`` (no script reads it) and ``SameSite=Strict`` (no other site sends
+it), and every request that changes state must also carry the session's CSRF token
+in ``X-CSRF-Token``, which only the console's own pages learn.
+
+Sessions are stateless, signed with a key derived from the admin token: any config
+API replica checks them, and rotating the admin token ends every session.  Logout
+clears the cookie; a copied cookie stays valid until it expires (``SESSION_S``), which
+is the price of needing no session store.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import time
+from pathlib import Path
+
+from aiohttp import web
+
+from libs.infra.http import ApiError
+
+STATIC = Path(__file__).with_name("console_static")
+COOKIE = "hookline_session"
+CSRF_HEADER = "X-CSRF-Token"
+SESSION_S = 12 * 3600
+SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+# What the console's pages may load and talk to: themselves only.
+SECURITY_HEADERS = {
+    "Content-Security-Policy": "default-src 'self'; img-src 'self' data:; "
+    "style-src 'self'; script-src 'self'; connect-src 'self'; frame-ancestors 'none'; "
+    "base-uri 'none'; form-action 'self'",
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+    "Referrer-Policy": "no-referrer",
+    "Cache-Control": "no-store",
+}
+# Paths anyone may fetch: the pages themselves (they hold no data) and the login.
+PUBLIC_PREFIXES = ("/console/",)
+
+
+def _key(admin_token: str) -> bytes:
+    return hashlib.sha256(b"hookline-console-session\0" + admin_token.encode()).digest()
+
+
+def _sign(key: bytes, text: str) -> str:
+    return hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
+
+
+def new_session(admin_token: str, now: float) -> tuple[str, str]:
+    """(cookie value, CSRF token) of a new session."""
+    key = _key(admin_token)
+    body = f"{int(now) + SESSION_S}.{secrets.token_hex(16)}"
+    return f"{body}.{_sign(key, body)}", _sign(key, "csrf." + body)
+
+
+def session_csrf(admin_token: str, cookie: str | None, now: float) -> str | None:
+    """The CSRF token of a valid, unexpired session cookie, else None."""
+    if not cookie or cookie.count(".") != 2:
+        return None
+    expires, nonce, mac = cookie.split(".")
+    key = _key(admin_token)
+    body = f"{expires}.{nonce}"
+    if not hmac.compare_digest(_sign(key, body), mac):
+        return None
+    if not expires.isdigit() or int(expires) < now:
+        return None
+    return _sign(key, "csrf." + body)
+
+
+def authorize_session(request: web.Request, admin_token: str) -> bool:
+    """Whether the request carries a valid console session (and, for a change, its
+    CSRF token); raises 403 for a session without the right CSRF token."""
+    csrf = session_csrf(admin_token, request.cookies.get(COOKIE), time.time())
+    if csrf is None:
+        return False
+    if request.method not in SAFE_METHODS:
+        given = request.headers.get(CSRF_HEADER, "")
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), csrf.encode()):
+            raise ApiError(403, "csrf", f"a console change needs its {CSRF_HEADER} header")
+    return True
+
+
+def _cookie(response: web.StreamResponse, value: str, max_age: int) -> None:
+    response.set_cookie(
+        COOKIE,
+        value,
+        max_age=max_age,
+        path="/",
+        httponly=True,
+        samesite="Strict",
+        secure=False,  # set by a TLS-terminating proxy's "Secure" rewrite; see README
+    )
+
+
+def routes(admin_token: str) -> list[web.RouteDef]:
+    async def index(request: web.Request) -> web.StreamResponse:
+        return _static(STATIC / "index.html")
+
+    async def asset(request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        path = (STATIC / name).resolve()
+        if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
+            raise ApiError(404, "not_found", "no such console file")
+        return _static(path)
+
+    async def login(request: web.Request) -> web.Response:
+        try:
+            given = str((await request.json()).get("token", ""))
+        except (ValueError, AttributeError):
+            given = ""
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), admin_token.encode()):
+            raise ApiError(401, "unauthorized", "that is not the admin token")
+        cookie, csrf = new_session(admin_token, time.time())
+        response = web.json_response({"csrf": csrf, "expires_in": SESSION_S})
+        _cookie(response, cookie, SESSION_S)
+        return response
+
+    async def session(request: web.Request) -> web.Response:
+        csrf = session_csrf(admin_token, request.cookies.get(COOKIE), time.time())
+        if csrf is None:
+            raise ApiError(401, "unauthorized", "not logged in")
+        return web.json_response({"csrf": csrf})
+
+    async def logout(request: web.Request) -> web.Response:
+        response = web.json_response({"logged_out": True})
+        response.del_cookie(COOKIE, path="/")
+        return response
+
+    async def home(request: web.Request) -> web.StreamResponse:
+        return web.Response(status=302, headers={"Location": "/console/"})
+
+    return [
+        web.get("/", home),
+        web.get("/console", home),
+        web.get("/console/", index),
+        web.get("/console/assets/{name:.+}", asset),
+        web.post("/console/login", login),
+        web.get("/console/session", session),
+        web.post("/console/logout", logout),
+    ]
+
+
+_TYPES = {
+    ".html": "text/html; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+    ".txt": "text/plain; charset=utf-8",
+}
+
+
+def _static(path: Path) -> web.Response:
+    kind = _TYPES.get(path.suffix, "application/octet-stream")
+    return web.Response(body=path.read_bytes(), headers={"Content-Type": kind, **SECURITY_HEADERS})
