@@ -77,7 +77,8 @@ async def _exactly_once(api: Api, cid: str, receiver: Receiver, accepted: list[i
     while True:  # page through the whole log
         query = "?" + urlencode({"limit": 500} | ({"before": before} if before else {}))
         page = await api.call("GET", f"/api/v1/connectors/{cid}/events{query}")
-        seen.update(i["event_id"] for i in page["items"])
+        # The readiness probes' refusals are logged too (status rejected): not events.
+        seen.update(i["event_id"] for i in page["items"] if i["status"] != "rejected")
         if not page["next_before"]:
             break
         before = page["next_before"]
