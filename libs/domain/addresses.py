@@ -43,8 +43,9 @@ def within(address: Address | None, allowed: Sequence[Network]) -> bool:
 
 def client(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str | None:
     """The client's address as text (see the module's docstring)."""
-    address = parse(peer)
-    if not trusted or not within(address, trusted) or not forwarded_for:
+    if not trusted or not forwarded_for:  # the usual case: nothing to parse
+        return peer
+    if not within(parse(peer), trusted):
         return peer
     hops = [h.strip() for h in forwarded_for.split(",")][-MAX_FORWARDED_HOPS:]
     for hop in reversed(hops):
