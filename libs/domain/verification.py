@@ -56,6 +56,9 @@ Encoding = Literal["hex", "base64"]
 MAX_SECRETS: Final = 2  # the current one and the next, during a rotation
 MAX_SIGNATURES: Final = 8  # signatures read from one header (a list per rotation)
 DEFAULT_TOLERANCE_S: Final = 300
+# A replayed message id is caught by JetStream's duplicate window; a timestamp older
+# than that must be stale, or a replay could slip between the two (a test ties them).
+MAX_TOLERANCE_S: Final = 3600
 # The placeholders the generic scheme's ``signed`` template may use.
 SIGNED_PARTS: Final = ("body", "timestamp", "url", "method", "id")
 _PLACEHOLDER = re.compile(r"\{([a-z_]+)\}")
@@ -146,8 +149,13 @@ def problems(cfg: Verification) -> list[tuple[str, str]]:
             out.append(
                 (f"secrets[{k}]", "must be a 'whsec_' (or 'whpk_' ed25519 public) base64 key")
             )
-    if not 1 <= cfg.tolerance_s <= 86_400:
-        out.append(("tolerance_s", "must be between 1 and 86400 seconds"))
+    if not 1 <= cfg.tolerance_s <= MAX_TOLERANCE_S:
+        out.append(
+            (
+                "tolerance_s",
+                f"must be between 1 and {MAX_TOLERANCE_S} seconds (the replay window)",
+            )
+        )
     if cfg.scheme == "hmac":
         if not cfg.header:
             out.append(("header", "the hmac scheme needs the header holding the signature"))

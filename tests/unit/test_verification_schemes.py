@@ -345,6 +345,14 @@ def test_what_a_scheme_lacks_is_named(options: dict[str, Any], where: str) -> No
     assert where in [w for w, _ in verification.problems(Verification(**options))]
 
 
+def test_a_timestamp_goes_stale_before_its_message_id_leaves_the_replay_window() -> None:
+    from libs.infra.nats.client import DUPLICATE_WINDOW_S
+
+    assert verification.MAX_TOLERANCE_S <= DUPLICATE_WINDOW_S
+    cfg = Verification(scheme="stripe", secrets=["a"], tolerance_s=verification.MAX_TOLERANCE_S + 1)
+    assert "tolerance_s" in [w for w, _ in verification.problems(cfg)]
+
+
 def test_every_complete_scheme_has_no_problems() -> None:
     for scheme, (options, _, _) in signers.SCHEMES.items():
         cfg = Verification(**{**options, "secrets": [signers.secret_for(scheme, "x")]})
