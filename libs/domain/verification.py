@@ -346,8 +346,9 @@ def _shopify(cfg: Verification, req: Signed, now: float) -> str | None:
     return _optional(req, "x-shopify-webhook-id") or _optional(req, "x-shopify-event-id")
 
 
-def _v0(cfg: Verification, req: Signed, now: float, sig_header: str, ts_header: str) -> None:
-    """Slack's and Zoom's ``v0=<hex>`` of ``v0:<timestamp>:<body>``."""
+def _v0(cfg: Verification, req: Signed, now: float, sig_header: str, ts_header: str) -> str:
+    """Slack's and Zoom's ``v0=<hex>`` of ``v0:<timestamp>:<body>``; returns the
+    signature as the replay key (see :func:`_signature_id`)."""
     value = _header(req, sig_header)
     stamp = req.headers.get(ts_header, "")
     if not stamp:
@@ -356,16 +357,23 @@ def _v0(cfg: Verification, req: Signed, now: float, sig_header: str, ts_header: 
     content = b"v0:" + stamp.encode() + b":" + req.body
     given = [_decoded(value[3:], "hex") if value.startswith("v0=") else None]
     _check(lambda k: _digest("sha256", k, content), cfg, given, sig_header)
+    return _signature_id(value)
+
+
+def _signature_id(signature: str) -> str:
+    """The replay key of a scheme that signs a timestamp but sends no message id
+    (Slack, Zoom, HubSpot): the same signature is the same timestamp and body, so a
+    replay inside the tolerance is a duplicate, while the sender's own retries (a new
+    timestamp) are not."""
+    return "sig:" + hashlib.sha256(signature.encode()).hexdigest()[:32]
 
 
 def _slack(cfg: Verification, req: Signed, now: float) -> str | None:
-    _v0(cfg, req, now, "x-slack-signature", "x-slack-request-timestamp")
-    return None
+    return _v0(cfg, req, now, "x-slack-signature", "x-slack-request-timestamp")
 
 
 def _zoom(cfg: Verification, req: Signed, now: float) -> str | None:
-    _v0(cfg, req, now, "x-zm-signature", "x-zm-request-timestamp")
-    return None
+    return _v0(cfg, req, now, "x-zm-signature", "x-zm-request-timestamp")
 
 
 def _twilio(cfg: Verification, req: Signed, now: float) -> str | None:
@@ -427,7 +435,7 @@ def _hubspot(cfg: Verification, req: Signed, now: float) -> str | None:
     uri = _HUBSPOT_ESCAPE.sub(lambda m: _HUBSPOT_DECODE[m.group(0).upper()], req.url)
     content = req.method.encode() + uri.encode() + req.body + stamp.encode()
     _check(lambda k: _digest("sha256", k, content), cfg, given, "X-HubSpot-Signature-v3")
-    return None
+    return _signature_id(req.headers.get("x-hubspot-signature-v3", ""))
 
 
 class _MailgunSignature(msgspec.Struct):

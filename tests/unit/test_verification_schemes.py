@@ -204,6 +204,17 @@ def test_standard_takes_a_list_of_signatures_and_ed25519_public_keys() -> None:
     assert _refused(cfg, req, 1_700_000_000) == "bad_signature"
 
 
+@pytest.mark.parametrize("scheme", ["slack", "zoom", "hubspot"])
+def test_a_timestamped_scheme_without_ids_keys_replays_by_signature(scheme: str) -> None:
+    options, sign, _ = signers.SCHEMES[scheme]
+    cfg = Verification(**{**options, "secrets": ["s"]})
+    first = verify(cfg, _signed(sign("s", b"{}", 1_700_000_000, URL)), 1_700_000_000)
+    again = verify(cfg, _signed(sign("s", b"{}", 1_700_000_000, URL)), 1_700_000_010)
+    retry = verify(cfg, _signed(sign("s", b"{}", 1_700_000_005, URL)), 1_700_000_010)
+    assert first is not None and first == again  # a replay: the same key
+    assert retry != first  # the sender's retry, signed anew: another
+
+
 def test_stripe_reads_every_v1_and_returns_the_event_id() -> None:
     secret, now = "whsec_test_secret", 1_700_000_000
     body = b'{"id": "evt_1NG8Du2eZvKYlo2CUI79vXWy", "object": "event"}'
