@@ -105,7 +105,8 @@ export async function confirmDialog(title, body, { okLabel = "OK", extra } = {})
         h("button", { type: "button", class: "secondary shrink", onclick: () => { dialog.close(); resolve(false); } }, "Cancel"),
         h("button", { type: "button", class: "shrink", onclick: () => { dialog.close(); resolve(true); } }, okLabel)));
     document.body.append(dialog);
-    dialog.addEventListener("close", () => dialog.remove());
+    // Escape closes a dialog too: that is a Cancel (resolving twice is a no-op).
+    dialog.addEventListener("close", () => { dialog.remove(); resolve(false); });
     dialog.showModal();
   });
 }
