@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
 .DEFAULT_GOAL := help
-.PHONY: help setup run test lint bench clean
+.PHONY: help setup run test lint bench clean screenshots
 
 help: ## list the targets
 	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-7s %s\n", $$1, $$2}'
@@ -33,6 +33,9 @@ $(BROWSER):
 
 test: $(STAMP) $(BROWSER) ## the whole suite: unit, integration (real servers), end-to-end, browser
 	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+screenshots: $(STAMP) $(BROWSER) ## the console's pictures in docs/console/ (README)
+	HOOKLINE_SCREENSHOTS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests/e2e/test_console_screenshots.py
 
 lint: $(STAMP) ## ruff, mypy and the layer contracts (import-linter)
 	$(BIN)/ruff check .
