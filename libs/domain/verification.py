@@ -395,14 +395,18 @@ def _twilio(cfg: Verification, req: Signed, now: float) -> str | None:
 
 
 def _sorted_form(req: Signed) -> list[tuple[str, str]]:
-    """The POST parameters as Twilio's validator orders them: by name, then value."""
+    """The POST parameters as Twilio's validator orders them: by name, then each name's
+    distinct values in order (a value repeated is signed once)."""
     if req.method != "POST" or media_type(req.content_type) != "application/x-www-form-urlencoded":
         return []
     try:
         text = req.body.decode()
     except UnicodeDecodeError:
         return []
-    return sorted(parse_qsl(text, keep_blank_values=True, max_num_fields=10_000))
+    values: dict[str, set[str]] = {}
+    for name, value in parse_qsl(text, keep_blank_values=True, max_num_fields=10_000):
+        values.setdefault(name, set()).add(value)
+    return [(name, value) for name in sorted(values) for value in sorted(values[name])]
 
 
 def _with_port(url: str, port: bool) -> str:

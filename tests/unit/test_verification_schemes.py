@@ -10,6 +10,7 @@ import hmac
 import json
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import urlencode
 
 import pytest
 import standardwebhooks
@@ -99,6 +100,86 @@ DOC_VECTORS: dict[str, tuple[dict[str, Any], Signed, float]] = {
         1531420618,
     ),
 }  # fmt: skip
+
+
+def _twilio(url: str, params: dict[str, Any], signature: str, called: str | None = None) -> Any:
+    form = urlencode(
+        [(k, v) for k, vs in params.items() for v in (vs if isinstance(vs, list) else [vs])]
+    )
+    return (
+        {"scheme": "twilio", "secrets": ["12345"]},
+        Signed(
+            "POST",
+            called or url,
+            {"x-twilio-signature": signature},
+            form.encode(),
+            "application/x-www-form-urlencoded",
+        ),
+        0,
+    )
+
+
+TWILIO_URL = "https://mycompany.com/myapp.php?foo=1&bar=2"
+# twilio.com/docs/usage/webhooks/webhooks-security (auth token 12345)
+DOC_VECTORS["twilio-docs"] = _twilio(
+    TWILIO_URL,
+    {
+        "CallSid": "CA1234567890ABCDE",
+        "Caller": "+12349013030",
+        "Digits": "1234",
+        "From": "+12349013030",
+        "To": "+18005551212",
+    },
+    "0/KCTR6DLpKmkAf8muzZqo1nDgQ=",
+)
+# twilio/twilio-python tests/unit/test_request_validator.py (MIT)
+SDK_PARAMS = {
+    "CallSid": "CA1234567890ABCDE",
+    "Digits": "1234",
+    "From": "+14158675309",
+    "To": "+18005551212",
+    "Caller": "+14158675309",
+}
+DOC_VECTORS["twilio-sdk"] = _twilio(TWILIO_URL, SDK_PARAMS, "RSOYDt4T1cUTdK1PDd93/VVr8B8=")
+DOC_VECTORS["twilio-sdk-repeated-values"] = _twilio(
+    TWILIO_URL,
+    {"Sid": "CA123", "SidAccount": "AC123", "Digits": ["5678", "1234", "1234"]},
+    "IK+Dwps556ElfBT0I3Rgjkr1wJU=",
+)
+# Configured with the port, called without it (and the reverse): both verify.
+DOC_VECTORS["twilio-sdk-port-443"] = _twilio(
+    "https://mycompany.com:443/myapp.php?foo=1&bar=2",
+    SDK_PARAMS,
+    "kvajT1Ptam85bY51eRf/AJRuM3w=",
+    called=TWILIO_URL,
+)
+DOC_VECTORS["twilio-sdk-port-80"] = _twilio(
+    "http://mycompany.com:80/myapp.php?foo=1&bar=2",
+    SDK_PARAMS,
+    "0ZXoZLH/DfblKGATFgpif+LLRf4=",
+    called="http://mycompany.com/myapp.php?foo=1&bar=2",
+)
+_BODY = b'{"property": "value", "boolean": true}'
+DOC_VECTORS["twilio-sdk-json-body"] = (
+    {"scheme": "twilio", "secrets": ["12345"]},
+    Signed(
+        "POST",
+        TWILIO_URL + "&bodySHA256=" + hashlib.sha256(_BODY).hexdigest(),
+        {"x-twilio-signature": "a9nBmqA0ju/hNViExpshrM61xv4="},
+        _BODY,
+        "application/json",
+    ),
+    0,
+)
+# HubSpot/hubspot-api-python tests (Apache-2.0): signature v3
+DOC_VECTORS["hubspot-v3-sdk"] = (
+    {"scheme": "hubspot", "secrets": ["yyyyyyyy-yyyy-yyyy-yyyy-yyyyyyyyyyyy"]},
+    Signed("POST", "https://www.example.com/webhook_uri",
+           {"x-hubspot-signature-v3": "K36dawei4A+QBNolUOqo7s91KQDWQ5MXZ/QufNYuk/Y=",
+            "x-hubspot-request-timestamp": "1693657560000"},
+           b"{'example_field':'example_value'}"),
+    1693657560,
+)  # fmt: skip
 
 
 @pytest.mark.parametrize("name", sorted(DOC_VECTORS))
