@@ -26,6 +26,15 @@ pytestmark = pytest.mark.e2e
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
 WRITE = os.environ.get("HOOKLINE_SCREENSHOTS") == "1"
 PHONE = (390, 844)
+# Every visible form control has a name a screen reader can say: a <label for>, a wrapping
+# <label>, aria-label or aria-labelledby (buttons: their text).
+UNLABELLED = """
+return [...document.querySelectorAll('main input, main select, main textarea')]
+  .filter((el) => el.type !== 'hidden' && el.offsetParent !== null)
+  .filter((el) => !(el.labels && el.labels.length) && !el.getAttribute('aria-label')
+                  && !el.getAttribute('aria-labelledby'))
+  .map((el) => el.outerHTML.slice(0, 120));
+"""
 
 
 @pytest.fixture
@@ -93,6 +102,8 @@ async def _shoot(page: Page, pages: dict[str, str], suffix: str) -> None:
             "return document.documentElement.scrollWidth - document.documentElement.clientWidth"
         )
         assert overflow <= 1, f"{name}{suffix}: the page is {overflow}px wider than the window"
+        unlabelled = await page.js(UNLABELLED)
+        assert unlabelled == [], f"{name}: controls without a label: {unlabelled}"
         if WRITE:
             await page.screenshot(DOCS / f"{name}{suffix}.png")
     errors = [e for e in await page.console_errors() if "status of 4" not in e]
