@@ -87,15 +87,12 @@ def authorize_session(request: web.Request, admin_token: str) -> bool:
     return True
 
 
-def _cookie(response: web.StreamResponse, value: str, max_age: int) -> None:
+def _cookie(request: web.Request, response: web.StreamResponse, value: str, max_age: int) -> None:
+    # Secure whenever the browser came over TLS, directly or through a proxy that says
+    # so: believing the header costs nothing, it can only make the cookie stricter.
+    https = request.secure or request.headers.get("X-Forwarded-Proto", "").lower() == "https"
     response.set_cookie(
-        COOKIE,
-        value,
-        max_age=max_age,
-        path="/",
-        httponly=True,
-        samesite="Strict",
-        secure=False,  # set by a TLS-terminating proxy's "Secure" rewrite; see README
+        COOKIE, value, max_age=max_age, path="/", httponly=True, samesite="Strict", secure=https
     )
 
 
@@ -119,7 +116,7 @@ def routes(admin_token: str) -> list[web.RouteDef]:
             raise ApiError(401, "unauthorized", "that is not the admin token")
         cookie, csrf = new_session(admin_token, time.time())
         response = web.json_response({"csrf": csrf, "expires_in": SESSION_S})
-        _cookie(response, cookie, SESSION_S)
+        _cookie(request, response, cookie, SESSION_S)
         return response
 
     async def session(request: web.Request) -> web.Response:
