@@ -149,10 +149,10 @@ def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.
     app[METRICS] = metrics or ConfigMetrics(max_connectors=settings.metrics_max_connectors)
     app.cleanup_ctx.append(_resources)
     if "api" in settings.roles:
-        for module in (connectors_api, events_api, structure_api, crm_api, contacts_api, openapi):
+        modules = (connectors_api, events_api, structure_api, crm_api, contacts_api, console)
+        for module in (*modules, openapi):
             app.add_routes(module.routes)
         app.on_startup.append(openapi.build_spec)
-        app.add_routes(console.routes(app[SETTINGS].admin_token))
 
     async def ready() -> bool:
         if CTX not in app:

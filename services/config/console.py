@@ -22,9 +22,13 @@ import secrets
 import time
 from pathlib import Path
 
+import msgspec
 from aiohttp import web
 
 from libs.infra.http import ApiError
+from services.config import models
+from services.config.context import CTX
+from services.config.openapi import Routes
 
 STATIC = Path(__file__).with_name("console_static")
 COOKIE = "hookline_session"
@@ -60,8 +64,8 @@ def new_session(admin_token: str, now: float) -> tuple[str, str]:
     return f"{body}.{_sign(key, body)}", _sign(key, "csrf." + body)
 
 
-def session_csrf(admin_token: str, cookie: str | None, now: float) -> str | None:
-    """The CSRF token of a valid, unexpired session cookie, else None."""
+def session_of(admin_token: str, cookie: str | None, now: float) -> tuple[str, int] | None:
+    """(CSRF token, seconds left) of a valid, unexpired session cookie, else None."""
     if not cookie or cookie.count(".") != 2:
         return None
     expires, nonce, mac = cookie.split(".")
@@ -71,18 +75,18 @@ def session_csrf(admin_token: str, cookie: str | None, now: float) -> str | None
         return None
     if not expires.isdigit() or int(expires) < now:
         return None
-    return _sign(key, "csrf." + body)
+    return _sign(key, "csrf." + body), int(expires) - int(now)
 
 
 def authorize_session(request: web.Request, admin_token: str) -> bool:
     """Whether the request carries a valid console session (and, for a change, its
     CSRF token); raises 403 for a session without the right CSRF token."""
-    csrf = session_csrf(admin_token, request.cookies.get(COOKIE), time.time())
-    if csrf is None:
+    found = session_of(admin_token, request.cookies.get(COOKIE), time.time())
+    if found is None:
         return False
     if request.method not in SAFE_METHODS:
         given = request.headers.get(CSRF_HEADER, "")
-        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), csrf.encode()):
+        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), found[0].encode()):
             raise ApiError(403, "csrf", f"a console change needs its {CSRF_HEADER} header")
     return True
 
@@ -96,52 +100,85 @@ def _cookie(request: web.Request, response: web.StreamResponse, value: str, max_
     )
 
 
-def routes(admin_token: str) -> list[web.RouteDef]:
-    async def index(request: web.Request) -> web.StreamResponse:
-        return _static(STATIC / "index.html")
+def _token(request: web.Request) -> str:
+    return request.app[CTX].settings.admin_token
 
-    async def asset(request: web.Request) -> web.StreamResponse:
-        name = request.match_info["name"]
-        path = (STATIC / name).resolve()
-        if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
-            raise ApiError(404, "not_found", "no such console file")
-        return _static(path)
 
-    async def login(request: web.Request) -> web.Response:
-        try:
-            given = str((await request.json()).get("token", ""))
-        except (ValueError, AttributeError):
-            given = ""
-        if not hmac.compare_digest(given.encode("utf-8", "surrogateescape"), admin_token.encode()):
-            raise ApiError(401, "unauthorized", "that is not the admin token")
-        cookie, csrf = new_session(admin_token, time.time())
-        response = web.json_response({"csrf": csrf, "expires_in": SESSION_S})
-        _cookie(request, response, cookie, SESSION_S)
-        return response
+routes = Routes()
+PAGE = "A console page (HTML; no data: the page calls the API)"
 
-    async def session(request: web.Request) -> web.Response:
-        csrf = session_csrf(admin_token, request.cookies.get(COOKIE), time.time())
-        if csrf is None:
-            raise ApiError(401, "unauthorized", "not logged in")
-        return web.json_response({"csrf": csrf})
 
-    async def logout(request: web.Request) -> web.Response:
-        response = web.json_response({"logged_out": True})
-        response.del_cookie(COOKIE, path="/")
-        return response
+@routes.operation(
+    "GET", "/", "home", "Redirects to the console", tag="console", public=True, status=302,
+)  # fmt: skip
+async def home(request: web.Request) -> web.StreamResponse:
+    return web.Response(status=302, headers={"Location": "/console/"})
 
-    async def home(request: web.Request) -> web.StreamResponse:
-        return web.Response(status=302, headers={"Location": "/console/"})
 
-    return [
-        web.get("/", home),
-        web.get("/console", home),
-        web.get("/console/", index),
-        web.get("/console/assets/{name:.+}", asset),
-        web.post("/console/login", login),
-        web.get("/console/session", session),
-        web.post("/console/logout", logout),
-    ]
+@routes.operation(
+    "GET", "/console", "consoleRedirect", "Redirects to /console/", tag="console",
+    public=True, status=302,
+)  # fmt: skip
+async def console_redirect(request: web.Request) -> web.StreamResponse:
+    return await home(request)
+
+
+@routes.operation(
+    "GET", "/console/", "console", PAGE, tag="console", public=True, returns=str,
+    media_type="text/html",
+)  # fmt: skip
+async def index(request: web.Request) -> web.StreamResponse:
+    return _static(STATIC / "index.html")
+
+
+@routes.operation(
+    "GET", "/console/assets/{file:.+}", "consoleAsset", "The console's scripts and styles",
+    tag="console", public=True, returns=str, media_type="text/plain", errors=(404,),
+)  # fmt: skip
+async def asset(request: web.Request) -> web.StreamResponse:
+    path = (STATIC / request.match_info["file"]).resolve()
+    if not path.is_relative_to(STATIC.resolve()) or not path.is_file():
+        raise ApiError(404, "not_found", "no such console file")
+    return _static(path)
+
+
+@routes.operation(
+    "POST", "/console/login", "consoleLogin", "Exchange the admin token for a session",
+    tag="console", public=True, body=models.ConsoleLogin, returns=models.ConsoleSession,
+    errors=(401, 422),
+    description="Sets the `hookline_session` cookie (HttpOnly, SameSite=Strict; Secure "
+    "over TLS). Changes made with it need the answer's `csrf` in `X-CSRF-Token`.",
+)  # fmt: skip
+async def login(request: web.Request, body: models.ConsoleLogin) -> web.StreamResponse:
+    token = _token(request)
+    if not hmac.compare_digest(body.token.encode("utf-8", "surrogateescape"), token.encode()):
+        raise ApiError(401, "unauthorized", "that is not the admin token")
+    cookie, csrf = new_session(token, time.time())
+    session = models.ConsoleSession(csrf=csrf, expires_in=SESSION_S)
+    response = web.json_response(msgspec.to_builtins(session))
+    _cookie(request, response, cookie, SESSION_S)
+    return response
+
+
+@routes.operation(
+    "GET", "/console/session", "consoleSession", "The current console session",
+    tag="console", public=True, returns=models.ConsoleSession, errors=(401,),
+)  # fmt: skip
+async def session(request: web.Request) -> models.ConsoleSession:
+    found = session_of(_token(request), request.cookies.get(COOKIE), time.time())
+    if found is None:
+        raise ApiError(401, "unauthorized", "not logged in")
+    return models.ConsoleSession(csrf=found[0], expires_in=found[1])
+
+
+@routes.operation(
+    "POST", "/console/logout", "consoleLogout", "End the console session (clears the cookie)",
+    tag="console", public=True, returns=models.ConsoleLoggedOut,
+)  # fmt: skip
+async def logout(request: web.Request) -> web.StreamResponse:
+    response = web.json_response(msgspec.to_builtins(models.ConsoleLoggedOut()))
+    response.del_cookie(COOKIE, path="/")
+    return response
 
 
 _TYPES = {

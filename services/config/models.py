@@ -504,3 +504,22 @@ class Health(Struct):
 
 class Ready(Struct):
     ready: bool
+
+
+# ======================================================================== console
+
+
+class ConsoleLogin(Struct, kw_only=True):
+    token: Annotated[str, Meta(max_length=1000, description="The admin token.")]
+
+
+class ConsoleSession(Struct, kw_only=True):
+    """A console session: the cookie is set HttpOnly; the CSRF token goes in
+    ``X-CSRF-Token`` on every change."""
+
+    csrf: str
+    expires_in: Annotated[int, Meta(description="Seconds until the session ends.")]
+
+
+class ConsoleLoggedOut(Struct, kw_only=True):
+    logged_out: Literal[True] = True

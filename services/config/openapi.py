@@ -77,7 +77,10 @@ class Routes(web.RouteTableDef):
     def operation(
         self, method: str, path: str, operation_id: str, summary: str, **options: Any
     ) -> Callable[[Callable[..., Awaitable[Any]]], Handler]:
-        op = Operation(method, path, operation_id, summary, **options)
+        # The spec names a path parameter as OpenAPI does: "{file}", not aiohttp's
+        # "{file:.+}" (a parameter that may hold slashes).
+        op = Operation(method, re.sub(r"\{(\w+):[^}]+\}", r"{\1}", path), operation_id, summary,
+                       **options)  # fmt: skip
 
         def register(fn: Callable[..., Awaitable[Any]]) -> Handler:
             async def handler(request: web.Request) -> web.StreamResponse:
@@ -136,6 +139,7 @@ PATH_PARAMS: dict[str, tuple[Any, str]] = {
     "n": (models.VersionNumber, "A kept version number."),
     "name": (str, "A subscriber attribute's name."),
     "email": (str, "An agent's email (any case)."),
+    "file": (str, "A file of the console (js/app.js, app.css, …)."),
 }
 
 # OpenAPI links: where the path values of other operations come from (for clients, and
@@ -156,6 +160,7 @@ STATUS_TEXT = {
     201: "Created",
     202: "Accepted",
     204: "No Content",
+    302: "Found: redirects (Location)",
     400: "Bad request (malformed body, query or path value)",
     401: "Missing or wrong admin token",
     404: "Not found",
@@ -337,6 +342,7 @@ def spec(app: web.Application) -> dict[str, Any]:
             {"name": "stats", "description": "Per-connector counters (F10)"},
             {"name": "crm", "description": "Contacts, attributes, channels, agents (F6, F8)"},
             {"name": "ops", "description": "Health, readiness, metrics, this document"},
+            {"name": "console", "description": "The web console's pages and session (F13)"},
         ],
         "paths": paths,
         "components": {
