@@ -58,7 +58,12 @@ async def _seed(
             f"day{n}",
             f"day{n}",
             f"only-day{n}",
-            {"type": "http", "id": f"send-day{n}", "url": f"{system.apps['config'].url}/healthz"},
+            {
+                "type": "http",
+                "id": f"send-day{n}",
+                "method": "GET",
+                "url": f"{system.apps['config'].url}/healthz",
+            },
         )
         for n in (1, 2, 3)
     ]
