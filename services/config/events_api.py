@@ -9,7 +9,7 @@ from typing import Any
 import msgspec
 from aiohttp import web
 
-from libs.domain import events, jsonvalue
+from libs.domain import events, jsonvalue, templating
 from libs.domain.bodies import BadRequest, parse_request
 from libs.infra.http import ApiError
 from libs.infra.mongo.store import Store
@@ -178,6 +178,36 @@ def received_from_log(
         replay_of=replay_of,
         raw=raw,
     )
+
+
+@routes.operation(
+    "POST", EV + "/response-preview", "previewResponse",
+    "Render a Map Response against a logged event", tag="events",
+    body=models.ResponsePreview, returns=models.ResponsePreviewResult, errors=(404, 422),
+    description="The answer that event's sender would get with this `response` (saved or "
+    "not): the same templates, sandbox and bounds as ingest.",
+)  # fmt: skip
+async def preview_response(
+    request: web.Request, body: models.ResponsePreview
+) -> models.ResponsePreviewResult:
+    doc, row = await logged_event_or_404(request)
+    event = received_from_log(row, doc["version"], event_id=row["_id"], replay_of=None)
+    cfg = body.response
+    if cfg.body is None:  # ingest's default answer
+        default = {"event_id": event.event_id, "status": "stored"}
+        return models.ResponsePreviewResult(
+            status=cfg.status,
+            content_type="application/json",
+            body=msgspec.json.encode(default).decode(),
+        )
+    try:
+        text = templating.render(cfg.body, event.context()).text
+    except templating.TemplateError as exc:
+        fallback = msgspec.json.encode({"event_id": event.event_id}).decode()
+        return models.ResponsePreviewResult(
+            status=cfg.status, content_type="application/json", body=fallback, error=str(exc)
+        )
+    return models.ResponsePreviewResult(status=cfg.status, content_type=cfg.content_type, body=text)
 
 
 DRY_RUN_TIMEOUT_S = 10.0

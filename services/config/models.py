@@ -21,7 +21,7 @@ from msgspec import UNSET, Meta, Struct, UnsetType
 
 from libs.domain import contacts, events
 from libs.domain.channels import SECRET_FIELDS, HttpChannel, SmtpChannel, WhatsAppChannel
-from libs.domain.connector import ConnectorConfig
+from libs.domain.connector import ConnectorConfig, ResponseConfig
 from libs.domain.structure import Field
 from libs.domain.values import INT64_MAX
 
@@ -319,6 +319,22 @@ class DryRun(Struct, kw_only=True):
 
     version: OptionalVersion = UNSET
     config: Config | UnsetType = UNSET
+
+
+class ResponsePreview(Struct, kw_only=True):
+    """A Map Response (saved or not) to render against a logged event."""
+
+    response: ResponseConfig
+
+
+class ResponsePreviewResult(Struct, kw_only=True):
+    """What the sender of that event would be answered: ``error`` when the template
+    does not render (ingest then answers the default JSON)."""
+
+    status: int
+    content_type: str
+    body: str
+    error: str | None = None
 
 
 class DryRunResult(Struct, kw_only=True):

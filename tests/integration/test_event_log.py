@@ -92,3 +92,33 @@ async def test_an_event_waiting_for_its_verdict_shows_as_received_after_the_grac
         assert (stats["received"], stats["failed"], stats["succeeded"]) == (1, 1, 0)
     finally:
         await system.stop()
+
+
+async def test_a_map_response_previews_against_a_logged_event_as_ingest_answers(
+    system: InProcessSystem, settings: Settings, session: aiohttp.ClientSession
+) -> None:
+    from tests.support.system import Api
+
+    api = Api(session, system.apps["config"].url, settings.admin_token)
+    template = (
+        '{"hi": {{ body.customer.name | upper | json }}, "day": "{{ custom_variables.value }}"}'
+    )
+    response = {"status": 202, "content_type": "application/json", "body": template}
+    connector, url = await system.ready_connector(api, "preview", {"response": response})
+    async with session.post(url + "?value=day2", json={"customer": {"name": "Ann"}}) as r:
+        answered = (r.status, await r.text())
+
+    async def logged() -> list[Any] | None:
+        items = (await api.call("GET", f"/api/v1/connectors/{connector['id']}/events"))["items"]
+        return items or None
+
+    [entry] = await wait_for(logged, what="the event in the log")
+    path = f"/api/v1/connectors/{connector['id']}/events/{entry['event_id']}/response-preview"
+    preview = await api.call("POST", path, {"response": response}, expect=200)
+    assert (preview["status"], preview["body"]) == answered == (202, '{"hi": "ANN", "day": "day2"}')
+    broken = await api.call(
+        "POST", path, {"response": {"body": "{{ body.customer.name | nope }}"}}, expect=200
+    )
+    assert "nope" in broken["error"] and entry["event_id"] in broken["body"]
+    default = await api.call("POST", path, {"response": {}}, expect=200)
+    assert default["body"] == f'{{"event_id":"{entry["event_id"]}","status":"stored"}}'

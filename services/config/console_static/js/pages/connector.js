@@ -280,23 +280,6 @@ async function latestEvent(ctx) {
   return summary ? api.get(`/connectors/${ctx.id}/events/${summary.event_id}`) : null;
 }
 
-// A rough rendering, for the preview only: "{{ path }}" and "{{ path | json }}" are
-// looked up in the event; anything else is left as written (ingest renders with Jinja2).
-function roughRender(template, context) {
-  return template.replace(/\{\{\s*([^{}]+?)\s*\}\}/g, (whole, expr) => {
-    const m = expr.match(/^([A-Za-z_][\w]*(?:\.[\w-]+|\[\d+\])*)\s*(?:\|\s*(json))?$/);
-    if (!m) return whole;
-    let value = context;
-    for (const part of m[1].match(/[\w-]+|\[\d+\]/g)) {
-      const key = part.startsWith("[") ? Number(part.slice(1, -1)) : part;
-      value = value !== null && typeof value === "object" ? value[key] : undefined;
-    }
-    if (m[2] === "json") return JSON.stringify(value ?? null);
-    if (value === undefined || value === null) return "";
-    return typeof value === "object" ? JSON.stringify(value) : String(value);
-  });
-}
-
 function responseSection(ctx) {
   const r = ctx.connector.config.response;
   const status = input("response-status", r.status, { type: "number", min: 100, max: 599, step: 1, inputmode: "numeric" });
@@ -320,16 +303,19 @@ function responseSection(ctx) {
     try {
       const e = await latestEvent(ctx);
       if (!e) { preview.replaceChildren(h("p", { class: "muted" }, "No event logged yet: send one, then preview.")); return; }
-      const req = e.request || {};
-      const context = { body: e.event.body, custom_variables: e.event.custom_variables || {}, headers: req.headers || {},
-        method: req.method, source_ip: req.source_ip, received_at: e.received_at, event_id: e.event_id };
-      const template = body.value;
-      const shown = template === "" ? json({ event_id: e.event_id, status: "stored" }) : roughRender(template, context);
+      const n = Number(status.value);
+      const response = {
+        status: Number.isInteger(n) && n >= 100 && n <= 599 ? n : 200,
+        content_type: contentType.value.trim() || "application/json",
+        body: body.value === "" ? null : body.value,
+      };
+      // The server renders it as ingest would (same templates, sandbox and bounds).
+      const r = await api.post(`/connectors/${ctx.id}/events/${e.event_id}/response-preview`, { response });
       preview.replaceChildren(
         h("h3", {}, `Preview against event …${e.event_id.slice(-10)} (${fmtTime(e.received_at)})`),
-        h("p", { class: "muted" }, `HTTP ${status.value || 200}, Content-Type: ${contentType.value || "application/json"}. `,
-          "Rendered here roughly ({{ path }} and {{ path | json }} only); the connector renders the full template with Jinja2."),
-        h("pre", { id: "response-preview-body" }, shown),
+        h("p", { class: "muted" }, `HTTP ${r.status}, Content-Type: ${r.content_type}`),
+        r.error ? h("p", { class: "problem", role: "alert" }, `The template does not render: ${r.error}`) : null,
+        h("pre", { id: "response-preview-body" }, r.body),
         h("details", {}, h("summary", {}, "The event's body and custom variables"),
           h("pre", {}, json({ body: e.event.body, custom_variables: e.event.custom_variables }))));
     } catch (err) { toast(err.message, true); }
