@@ -1,10 +1,13 @@
 """The seed's drip campaign built through the console's step forms in a real headless
-Chromium: three branches, each a filter on ``custom_variables.value`` and an email on
-a real SMTP server; day1/day2/day3 sent to the one URL; each event's execution log
-seen in the console, and exactly three messages at the server."""
+Chromium: three branches, each a filter on ``custom_variables.value`` (day1/day2/day3),
+an email (a real SMTP server) and a WhatsApp message (a local server speaking the Cloud
+API); saved; day1, day2 and day3 sent to the one URL; each event's execution log seen in
+the console (its day's branch ran, the other two were filtered), and exactly three
+messages at each server."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -15,10 +18,13 @@ import pytest
 from libs.infra.settings import Settings
 from tests.support.browser import Page, chromium
 from tests.support.fixtures import wait_for
+from tests.support.graph_api import GraphApiServer, graph_api_server
 from tests.support.smtp import SmtpRecorder, smtp_server
 from tests.support.system import Api, InProcessSystem, running
 
 pytestmark = pytest.mark.e2e
+WA_TOKEN = "wa-test-token"
+TOP = ".steps-forms > .step-list"
 
 
 @pytest.fixture
@@ -28,129 +34,193 @@ async def smtp() -> AsyncIterator[SmtpRecorder]:
 
 
 @pytest.fixture
+async def graph() -> AsyncIterator[GraphApiServer]:
+    async with graph_api_server(token=WA_TOKEN) as server:
+        yield server
+
+
+@pytest.fixture
 async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
     async with running(msgspec.structs.replace(settings, allow_private_targets=True)) as system:
         yield system
 
 
-async def _in(page: Page, css: str, text: str) -> None:
-    """Type into the last matching field (the card or condition just added)."""
-    fields = await page.find_all(css)
-    assert fields, css
-    el = fields[-1]
-    await page._run(el.clear)
-    await page._run(el.send_keys, text)
+@pytest.fixture
+async def page(system: InProcessSystem) -> AsyncIterator[Page]:
+    async with chromium(system.apps["config"].url) as page:
+        yield page
 
 
-async def _add_step(page: Page, within: str, kind: str) -> None:
-    """Add a step of ``kind`` with the last "add a step" row inside ``within``."""
-    rows = await page.find_all(f"{within} .add-step")
-    row = rows[-1]
-    select = row.find_element("css selector", "select")
-    choose = "arguments[0].value = arguments[1]; arguments[0].dispatchEvent(new Event('change'))"
-    await page.js(choose, select, kind)
-    await page._run(row.find_element("css selector", "button").click)
+async def log_in(page: Page, token: str) -> None:
+    await page.goto("/")  # redirects to /console/
+    await page.fill("#token", token)
+    await page.click("form button[type=submit]")
+    await page.find("#new-connector-name")
 
 
-async def test_the_drip_campaign_built_with_the_forms_sends_one_email_per_day(
-    system: InProcessSystem, settings: Settings, session: aiohttp.ClientSession, smtp: SmtpRecorder
-) -> None:
-    api = Api(session, system.apps["config"].url, settings.admin_token)
+async def _channels(api: Api, smtp: SmtpRecorder, graph: GraphApiServer) -> None:
     await api.call(
         "POST", "/api/v1/channels",
         {"type": "email", "id": "mail-main", "host": smtp.host, "port": smtp.port,
          "from_address": "drip@hookline.test", "starttls": False, "allow_private": True},
         expect=201,
     )  # fmt: skip
-    connector, url = await system.ready_connector(api, "Drip campaign")
+    await api.call(
+        "POST", "/api/v1/channels",
+        {"type": "whatsapp", "id": "wa-main", "phone_number_id": "1055500001",
+         "access_token": WA_TOKEN, "api_base": graph.base_url, "allow_private": True},
+        expect=201,
+    )  # fmt: skip
 
-    async with chromium(system.apps["config"].url) as page:
-        await page.goto("/console/")
-        await page.fill("#token", settings.admin_token)
-        await page.click("form button[type=submit]")
-        await page.find("#new-connector-name")
-        await page.goto(f"/console/#/connectors/{connector['id']}")
-        await page.click("#tab-steps")
-        for n in (1, 2, 3):
-            # A branch, then inside it a filter and an email, as the seed's help shows.
-            await _add_step(page, ".steps-forms", "branch")
-            await _in(page, ".step.branch > .field input[name=id]", f"day{n}")
-            branch = f".step.branch[data-path='$.steps[{n - 1}]']"
-            await _add_step(page, branch, "filter")
-            await _in(page, f"{branch} .step.filter .field input[name=id]", f"only-day{n}")
-            if n == 1:  # saved with the condition's attribute empty: the problem at its field
-                await page.click("#save-steps")
-                attribute = f"{branch} .condition input[name=attribute]"
-                await page.wait_text("#steps-section .problem", "")
-                await page.wait(
-                    lambda a=attribute: (
-                        page.driver.find_element("css selector", a).get_attribute("aria-invalid")
-                        == "true"
-                        or None
-                    ),
-                    "the empty attribute marked invalid",
-                )
-            await _in(page, f"{branch} .condition input[name=attribute]", "custom_variables.value")
-            await _in(page, f"{branch} .condition input[name=value]", f"day{n}")
-            await _add_step(page, branch, "email")
-            await _in(page, f"{branch} .step.email input[name=id]", f"mail-day{n}")
-            await _in(page, f"{branch} .step.email input[name=to]", "{{ body.email }}")
-            await _in(
-                page, f"{branch} .step.email input[name=subject]", f"Day {n}, {{{{ body.name }}}}"
-            )
-            await _in(page, f"{branch} .step.email textarea[name=text]", f"Message {n}")
-            await _in(page, f"{branch} .step.email input[name=channel]", "mail-main")
+
+async def _add_step(page: Page, steps: str, kind: str) -> str:
+    """Add a step of ``kind`` to the step list ``steps`` with its "Add a step" row, as a
+    user does (choose the type, press Add); the new card's selector."""
+    before = len(await page.find_all(f"{steps} > .step"))
+    await page.select(f"{steps} > .add-step select[name=new-step-type]", kind)
+    await page.click(f"{steps} > .add-step button")
+    card = f"{steps} > .step[data-step-index='{before}'][data-step-type='{kind}']"
+    await page.find(card)
+    return card
+
+
+async def _build_day(page: Page, n: int) -> None:
+    """Day ``n`` through the forms: a branch; inside it a filter, an email, a WhatsApp."""
+    branch = await _add_step(page, TOP, "branch")
+    await page.fill(f"{branch} > .field input[name=id]", f"day{n}")
+    inside = f"{branch} .branch-steps > .step-list"
+
+    only = await _add_step(page, inside, "filter")
+    await page.fill(f"{only} > .field input[name=id]", f"only-day{n}")
+    condition = f"{only} .condition[data-condition-index='0']"
+    if n == 1:  # saved with the condition's attribute empty: the API's problem at its field
         await page.click("#save-steps")
-        await page.wait_text("#toasts .toast", "Saved version 2")
+        await page.wait_text("#steps-section .problem", "invalid attribute path")
+        attribute = await page.find(f"{condition} input[name=attribute]")
+        assert await page.js("return arguments[0].getAttribute('aria-invalid')", attribute) == (
+            "true"
+        )
+        assert attribute.get_attribute("data-path") == (
+            "$.config.steps[0].steps[0].when.conditions[0].attribute"
+        )
+    await page.select(f"{only} select[name=match]", "all")
+    await page.fill(f"{condition} input[name=attribute]", "custom_variables.value")
+    await page.select(f"{condition} select[name=op]", "equals")
+    await page.fill(f"{condition} input[name=value]", f"day{n}")
 
-        saved = await api.call("GET", f"/api/v1/connectors/{connector['id']}")
-        branches = saved["config"]["steps"]
-        assert [b["id"] for b in branches] == ["day1", "day2", "day3"]
-        assert branches[1]["steps"][0]["when"]["conditions"] == [
-            {"attribute": "custom_variables.value", "op": "equals", "value": "day2",
-             "case_sensitive": False}
-        ]  # fmt: skip
-        await system.knows(saved)
+    mail = await _add_step(page, inside, "email")
+    for name, text in (
+        ("id", f"mail-day{n}"),
+        ("channel", "mail-main"),
+        ("to", "{{ body.email }}"),
+        ("subject", f"Day {n}, {{{{ body.name }}}}"),
+    ):
+        await page.fill(f"{mail} input[name={name}]", text)
+    await page.fill(f"{mail} textarea[name=text]", f"Message {n} for {{{{ body.name }}}}")
 
+    wa = await _add_step(page, inside, "whatsapp")
+    for name, text in (("id", f"wa-day{n}"), ("channel", "wa-main"), ("to", "{{ body.phone }}")):
+        await page.fill(f"{wa} input[name={name}]", text)
+    await page.fill(f"{wa} textarea[name=text]", f"Day {n}: hi {{{{ body.name }}}}")
+
+
+async def _execution_log(page: Page) -> dict[str, str]:
+    """The event page's execution log: step id → status."""
+
+    def rows() -> dict[str, str] | None:
+        found = page.driver.find_elements("css selector", "#execution-log tbody tr")
+        return {
+            str(r.get_attribute("data-step")): str(r.get_attribute("data-status")) for r in found
+        } or None
+
+    return await page.wait(rows, "the execution log's rows")
+
+
+async def test_the_drip_campaign_built_with_the_forms_sends_one_message_per_day(
+    system: InProcessSystem,
+    page: Page,
+    settings: Settings,
+    session: aiohttp.ClientSession,
+    smtp: SmtpRecorder,
+    graph: GraphApiServer,
+) -> None:
+    api = Api(session, system.apps["config"].url, settings.admin_token)
+    await _channels(api, smtp, graph)
+    connector, url = await system.ready_connector(api, "Drip campaign")
+    cid = connector["id"]
+
+    await log_in(page, settings.admin_token)
+    await page.goto(f"/console/#/connectors/{cid}")
+    await page.click("#tab-steps")
+    for n in (1, 2, 3):
+        await _build_day(page, n)
+
+    # Raw JSON edits the same value; back to the forms, they are rendered from it.
+    await page.click("#steps-raw-toggle")
+    raw = json.loads(
+        await page.js("return arguments[0].value", await page.find(".steps-raw textarea"))
+    )
+    assert [b["id"] for b in raw] == ["day1", "day2", "day3"]
+    assert [[s["type"] for s in b["steps"]] for b in raw] == [["filter", "email", "whatsapp"]] * 3
+    await page.click("#steps-raw-toggle")
+    await page.find(f"{TOP} > .step[data-step-index='2'] .step[data-step-type='whatsapp']")
+    assert len(await page.find_all(f"{TOP} > .step")) == 3
+
+    await page.click("#save-steps")
+    await page.wait_text("#toasts .toast", "Saved version 2")
+    saved = await api.call("GET", f"/api/v1/connectors/{cid}")
+    branches = saved["config"]["steps"]
+    assert [b["id"] for b in branches] == ["day1", "day2", "day3"]
+    assert branches[1]["steps"][0]["when"] == {
+        "match": "all",
+        "conditions": [{"attribute": "custom_variables.value", "op": "equals", "value": "day2",
+                        "case_sensitive": False}],
+        "groups": [],
+    }  # fmt: skip
+    assert branches[2]["steps"][1]["channel"] == "mail-main"
+    assert branches[2]["steps"][2]["to"] == "{{ body.phone }}"
+    await system.knows(saved)
+
+    for n in (1, 2, 3):
+        body = {"email": f"ann{n}@example.com", "name": "Ann", "phone": f"+1415555010{n}"}
+        async with session.post(f"{url}?value=day{n}", json=body) as r:
+            assert r.status == 200
+
+    async def all_done() -> list[Any] | None:
+        found = (await api.call("GET", f"/api/v1/connectors/{cid}/events"))["items"]
+        done = len(found) == 3 and all(e["status"] == "succeeded" for e in found)
+        return found if done else None
+
+    events = await wait_for(all_done, what="the three events' verdicts")
+    # Every step has run: what the servers got now is all they will get.
+    assert len(smtp.messages) == 3
+    assert sorted((str(m.message["Subject"]), *m.rcpt_tos) for m in smtp.messages) == [
+        (f"Day {n}, Ann", f"ann{n}@example.com") for n in (1, 2, 3)
+    ]
+    plain = [m.message.get_body(("plain",)) for m in smtp.messages]
+    texts = sorted(part.get_content().strip() for part in plain if part is not None)
+    assert texts == [f"Message {n} for Ann" for n in (1, 2, 3)]
+    assert len(graph.messages) == 3
+    assert sorted((m["body"]["to"], m["body"]["text"]["body"]) for m in graph.messages) == [
+        (f"1415555010{n}", f"Day {n}: hi Ann") for n in (1, 2, 3)
+    ]
+
+    # Each event's execution log in the console: its day's branch ran, the others' filtered.
+    for entry in events:
+        detail = await api.call("GET", f"/api/v1/connectors/{cid}/events/{entry['event_id']}")
+        day = detail["event"]["custom_variables"]["value"]
+        await page.goto(f"/console/#/connectors/{cid}/events/{entry['event_id']}")
+        await page.wait_text("main h1", entry["event_id"])
+        rows = await _execution_log(page)
         for n in (1, 2, 3):
-            body = {"email": f"ann{n}@example.com", "name": "Ann"}
-            async with session.post(f"{url}?value=day{n}", json=body) as r:
-                assert r.status == 200
+            if f"day{n}" == day:
+                ran = {k: rows.get(k) for k in (f"only-day{n}", f"mail-day{n}", f"wa-day{n}")}
+                assert set(ran.values()) == {"succeeded"}, (day, rows)
+            else:
+                assert rows.get(f"only-day{n}") == "filtered", (day, rows)
+                assert f"mail-day{n}" not in rows and f"wa-day{n}" not in rows, (day, rows)
 
-        async def all_done() -> list[Any] | None:
-            found = (await api.call("GET", f"/api/v1/connectors/{connector['id']}/events"))["items"]
-            return (
-                found
-                if len(found) == 3 and all(e["status"] == "succeeded" for e in found)
-                else None
-            )
-
-        events = await wait_for(all_done, what="the three events' verdicts")
-        mails = await smtp.wait_for(3)
-        subjects = sorted(m.message["Subject"] for m in mails)
-        assert subjects == ["Day 1, Ann", "Day 2, Ann", "Day 3, Ann"]
-        assert sorted(r for m in mails for r in m.rcpt_tos) == [
-            "ann1@example.com",
-            "ann2@example.com",
-            "ann3@example.com",
-        ]
-
-        # Each event's execution log in the console: its day's email sent, the others' filtered.
-        for entry in events:
-            detail = await api.call(
-                "GET", f"/api/v1/connectors/{connector['id']}/events/{entry['event_id']}"
-            )
-            day = detail["event"]["custom_variables"]["value"]
-            await page.goto(f"/console/#/connectors/{connector['id']}/events/{entry['event_id']}")
-            await page.find("#execution-log")
-            rows = {
-                r.get_attribute("data-step"): r.get_attribute("data-status")
-                for r in await page.find_all("#execution-log tbody tr")
-            }
-            for n in (1, 2, 3):
-                if f"day{n}" == day:
-                    assert (
-                        rows[f"only-day{n}"] == "succeeded" and rows[f"mail-day{n}"] == "succeeded"
-                    )
-                else:
-                    assert rows[f"only-day{n}"] == "filtered" and f"mail-day{n}" not in rows
+    errors = await page.console_errors()
+    # Answers the page expects (401 before login) are logged as failed loads; script
+    # errors are what must not happen.
+    assert [e for e in errors if "Failed to load resource" not in e] == [], errors
