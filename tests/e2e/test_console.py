@@ -4,38 +4,17 @@ SameSite=Strict cookie; CSRF on every change; the bearer token still works)."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import aiohttp
-import msgspec
 import pytest
 
 from libs.infra.settings import Settings
-from tests.support.browser import Page, chromium
-from tests.support.system import InProcessSystem, running
+from tests.support.browser import Page, log_in
+from tests.support.system import InProcessSystem
 
 pytestmark = pytest.mark.e2e
 DOCS = Path(__file__).resolve().parents[2] / "docs"
-
-
-@pytest.fixture
-async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
-    async with running(msgspec.structs.replace(settings, allow_private_targets=True)) as system:
-        yield system
-
-
-@pytest.fixture
-async def page(system: InProcessSystem) -> AsyncIterator[Page]:
-    async with chromium(system.apps["config"].url) as page:
-        yield page
-
-
-async def log_in(page: Page, token: str) -> None:
-    await page.goto("/")  # redirects to /console/
-    await page.fill("#token", token)
-    await page.click("form button[type=submit]")
-    await page.find("#new-connector-name")
 
 
 async def test_log_in_add_a_connector_and_watch_its_events_arrive(

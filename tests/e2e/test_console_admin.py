@@ -5,48 +5,22 @@ a 422 at its field, delete) and contacts (search, one contact's attributes and o
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import msgspec
 import pytest
 
 from libs.infra.settings import Settings
 from services.config.context import CTX
-from tests.support.browser import Page, chromium
+from tests.support.browser import Page, log_in
 from tests.support.fixtures import wait_for
-from tests.support.system import Api, InProcessSystem, running
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.e2e
 PASSWORD = "s3cret-Pass-9876"
 HEADER_SECRET = "Bearer tok-abcdef-123456"
 WA_TOKEN = "EAAG-wa-token-5678"
 HOOK_URL = "https://crm.example.com/hook?key=k-7f3a9"
-
-
-@pytest.fixture
-async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
-    async with running(msgspec.structs.replace(settings, allow_private_targets=True)) as system:
-        yield system
-
-
-@pytest.fixture
-async def page(system: InProcessSystem) -> AsyncIterator[Page]:
-    async with chromium(system.apps["config"].url) as page:
-        yield page
-
-
-@pytest.fixture
-def api(system: InProcessSystem, session: aiohttp.ClientSession, settings: Settings) -> Api:
-    return Api(session, system.apps["config"].url, settings.admin_token)
-
-
-async def log_in(page: Page, token: str) -> None:
-    await page.goto("/")  # redirects to /console/
-    await page.fill("#token", token)
-    await page.click("form button[type=submit]")
-    await page.find("#new-connector-name")
 
 
 async def open_page(page: Page, hash_: str, ready_css: str) -> None:

@@ -8,7 +8,6 @@ a 422's problems shown at their fields."""
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
@@ -17,34 +16,10 @@ import pytest
 
 from libs.infra.settings import Settings
 from tests.support import signers
-from tests.support.browser import Page, chromium
-from tests.support.system import Api, InProcessSystem, running
+from tests.support.browser import Page, log_in
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.e2e
-
-
-@pytest.fixture
-async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
-    async with running(msgspec.structs.replace(settings, allow_private_targets=True)) as system:
-        yield system
-
-
-@pytest.fixture
-async def page(system: InProcessSystem) -> AsyncIterator[Page]:
-    async with chromium(system.apps["config"].url) as page:
-        yield page
-
-
-@pytest.fixture
-def api(system: InProcessSystem, session: aiohttp.ClientSession, settings: Settings) -> Api:
-    return Api(session, system.apps["config"].url, settings.admin_token)
-
-
-async def log_in(page: Page, token: str) -> None:
-    await page.goto("/")  # redirects to /console/
-    await page.fill("#token", token)
-    await page.click("form button[type=submit]")
-    await page.find("#new-connector-name")
 
 
 async def open_connector(page: Page, connector_id: str) -> None:

@@ -8,54 +8,21 @@ messages at each server."""
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import aiohttp
-import msgspec
 import pytest
 
 from libs.infra.settings import Settings
-from tests.support.browser import Page, chromium
+from tests.support.browser import Page, log_in
 from tests.support.fixtures import wait_for
-from tests.support.graph_api import GraphApiServer, graph_api_server
-from tests.support.smtp import SmtpRecorder, smtp_server
-from tests.support.system import Api, InProcessSystem, running
+from tests.support.graph_api import WA_TOKEN, GraphApiServer
+from tests.support.smtp import SmtpRecorder
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.e2e
-WA_TOKEN = "wa-test-token"
+
 TOP = ".steps-forms > .step-list"
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpRecorder]:
-    async with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphApiServer]:
-    async with graph_api_server(token=WA_TOKEN) as server:
-        yield server
-
-
-@pytest.fixture
-async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
-    async with running(msgspec.structs.replace(settings, allow_private_targets=True)) as system:
-        yield system
-
-
-@pytest.fixture
-async def page(system: InProcessSystem) -> AsyncIterator[Page]:
-    async with chromium(system.apps["config"].url) as page:
-        yield page
-
-
-async def log_in(page: Page, token: str) -> None:
-    await page.goto("/")  # redirects to /console/
-    await page.fill("#token", token)
-    await page.click("form button[type=submit]")
-    await page.find("#new-connector-name")
 
 
 async def _channels(api: Api, smtp: SmtpRecorder, graph: GraphApiServer) -> None:

@@ -8,19 +8,17 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import aiohttp
-import msgspec
 import pytest
 
 from libs.infra.settings import Settings
 from tests.support.browser import Page, chromium
 from tests.support.fixtures import wait_for
 from tests.support.steps import day_branch
-from tests.support.system import Api, InProcessSystem, running
+from tests.support.system import Api, InProcessSystem
 
 pytestmark = pytest.mark.e2e
 DOCS = Path(__file__).resolve().parents[2] / "docs" / "console"
@@ -35,12 +33,6 @@ return [...document.querySelectorAll('main input, main select, main textarea')]
                   && !el.getAttribute('aria-labelledby'))
   .map((el) => el.outerHTML.slice(0, 120));
 """
-
-
-@pytest.fixture
-async def system(settings: Settings) -> AsyncIterator[InProcessSystem]:
-    async with running(msgspec.structs.replace(settings, allow_private_targets=True)) as system:
-        yield system
 
 
 async def _seed(

@@ -5,7 +5,7 @@ attributes.  And: a crash between an action's success and the ack sends nothing 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -15,26 +15,13 @@ import pytest
 from libs.infra.settings import Settings
 from tests.support import crashing_executor
 from tests.support.fixtures import wait_for
-from tests.support.graph_api import GraphApiServer, graph_api_server
+from tests.support.graph_api import WA_TOKEN, GraphApiServer
 from tests.support.processes import ProcessSystem
-from tests.support.smtp import SmtpRecorder, smtp_server
+from tests.support.smtp import SmtpRecorder
 from tests.support.steps import day_branch
 from tests.support.system import Api
 
 pytestmark = pytest.mark.e2e
-WA_TOKEN = "wa-test-token"
-
-
-@pytest.fixture
-async def smtp() -> AsyncIterator[SmtpRecorder]:
-    async with smtp_server() as server:
-        yield server
-
-
-@pytest.fixture
-async def graph() -> AsyncIterator[GraphApiServer]:
-    async with graph_api_server(token=WA_TOKEN) as server:
-        yield server
 
 
 @pytest.fixture

@@ -157,3 +157,11 @@ async def chromium(base: str, *, width: int = 1280, height: int = 900) -> AsyncI
         yield Page(driver, base)
     finally:
         await asyncio.to_thread(driver.quit)
+
+
+async def log_in(page: Page, token: str) -> None:
+    """Log the console in with the admin token and wait for the connectors page."""
+    await page.goto("/")  # redirects to /console/
+    await page.fill("#token", token)
+    await page.click("form button[type=submit]")
+    await page.find("#new-connector-name")

@@ -207,3 +207,7 @@ def _error(
         error["error_data"] = {"messaging_product": "whatsapp", "details": details}
     error["fbtrace_id"] = uuid.uuid4().hex[:22]
     return web.json_response({"error": error}, status=status, headers=headers)
+
+
+# The access token the end-to-end tests give their WhatsApp channels and the stand-in.
+WA_TOKEN = "wa-test-token"
