@@ -83,7 +83,7 @@ class RawCost:
         }
 
 
-def _cpu_us(run: Callable[[], None], n: int) -> float:
+def cpu_us(run: Callable[[], None], n: int) -> float:
     best = float("inf")
     for _ in range(3):  # the least disturbed of three rounds
         start = time.process_time()
@@ -97,8 +97,8 @@ def measure(bodies: list[bytes], n: int = 2_000) -> list[RawCost]:
     out = []
     for body in bodies:
         count = max(50, n * 300 // max(len(body), 300))
-        without = _cpu_us(lambda b=body: _one_event(b, False), count)  # type: ignore[misc]
-        with_raw = _cpu_us(lambda b=body: _one_event(b, True), count)  # type: ignore[misc]
+        without = cpu_us(lambda b=body: _one_event(b, False), count)  # type: ignore[misc]
+        with_raw = cpu_us(lambda b=body: _one_event(b, True), count)  # type: ignore[misc]
         out.append(RawCost(len(body), without, with_raw))
     return out
 

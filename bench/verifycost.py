@@ -6,24 +6,13 @@ from __future__ import annotations
 
 import functools
 import json
-import time
-from collections.abc import Callable
 
 from bench.payload import ORDER
+from bench.rawcost import cpu_us
 from libs.domain import verification
 from tests.support import signers
 
 NOW = 1_700_000_000
-
-
-def _cpu_us(run: Callable[[], object], n: int) -> float:
-    best = float("inf")
-    for _ in range(3):  # the least disturbed of three rounds
-        start = time.process_time()
-        for _ in range(n):
-            run()
-        best = min(best, (time.process_time() - start) / n * 1e6)
-    return best
 
 
 def measure(n: int = 5_000) -> dict[str, float]:
@@ -43,7 +32,7 @@ def measure(n: int = 5_000) -> dict[str, float]:
         )  # fmt: skip
         verification.verify(cfg, request, NOW)  # it must pass, or the figure means nothing
         check = functools.partial(verification.verify, cfg, request, NOW)
-        out[scheme] = round(_cpu_us(check, n), 2)
+        out[scheme] = round(cpu_us(check, n), 2)
     return out
 
 
