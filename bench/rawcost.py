@@ -83,7 +83,7 @@ class RawCost:
         }
 
 
-def cpu_us(run: Callable[[], None], n: int) -> float:
+def cpu_us(run: Callable[[], object], n: int) -> float:
     best = float("inf")
     for _ in range(3):  # the least disturbed of three rounds
         start = time.process_time()
