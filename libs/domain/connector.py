@@ -249,6 +249,7 @@ class ConnectorSnapshot(msgspec.Struct, kw_only=True):
     previous_token: str | None = None
     previous_token_until: float | None = None  # unix seconds
     deleted: bool = False
+    paused: bool = False  # steps wait (the executor holds the events) until resumed
 
 
 class StepAt(NamedTuple):

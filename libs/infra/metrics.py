@@ -91,6 +91,12 @@ class BaseMetrics:
             registry=self.registry,
         )
 
+    def gauge(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Gauge:
+        """``hookline_<service>_<name>``: a value read now, not a count."""
+        return Gauge(
+            f"hookline_{self.service}_{name}", documentation, labels, registry=self.registry
+        )
+
     def lag_gauge(self, whose: str) -> Gauge:
         """``hookline_<service>_consumer_pending_messages{consumer}``: the lag of ``whose``
         durable consumer(s), read by ``libs.runtime.worker``."""

@@ -61,6 +61,12 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
     # JetStream reserves max_bytes of file storage per stream when it is created.
     stream_max_bytes: int = 1024**3
     stream_max_age_s: float = 7 * 24 * 3600.0
+    # The event log (entries with their raw bodies, execution logs and step journal)
+    # keeps an entry this many days after it was received; a connector may keep its
+    # own ("retention_days").  MongoDB TTL indexes remove what is older.
+    log_retention_days: float = 30.0
+    # Bulk replays publish at most this many events per second (each replay job).
+    bulk_replay_rate_per_s: float = 100.0
     # Which roles a config process runs: the API, the projector (event log and stats), or
     # both (one process on a laptop). A deployment runs "api" replicas and its projector
     # apart (`python -m services.config.projector_main`), so the API scales without it.
@@ -90,6 +96,11 @@ class Settings(msgspec.Struct, kw_only=True, frozen=True):
         return f"{self.prefix.upper()}_LOGS"
 
     @property
+    def stream_held(self) -> str:
+        """Mapped events of paused connectors, waiting for resume (no max age)."""
+        return f"{self.prefix.upper()}_HELD"
+
+    @property
     def kv_connectors(self) -> str:
         return f"{self.prefix}_connectors"
 
@@ -115,6 +126,8 @@ _ENV: dict[str, tuple[str, type]] = {
     "HOOKLINE_MAX_BODY_BYTES": ("max_body_bytes", int),
     "HOOKLINE_STREAM_MAX_BYTES": ("stream_max_bytes", int),
     "HOOKLINE_STREAM_MAX_AGE_S": ("stream_max_age_s", float),
+    "HOOKLINE_LOG_RETENTION_DAYS": ("log_retention_days", float),
+    "HOOKLINE_BULK_REPLAY_RATE_PER_S": ("bulk_replay_rate_per_s", float),
     "HOOKLINE_PREFIX": ("prefix", str),
     "HOOKLINE_ALLOW_PRIVATE_TARGETS": ("allow_private_targets", bool),
     "HOOKLINE_LOG_LEVEL": ("log_level", str),

@@ -26,6 +26,7 @@ from services.config import (
     crm_api,
     events_api,
     openapi,
+    pausing,
     snapshots,
     structure_api,
 )
@@ -100,6 +101,8 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
             await crm_api.republish_channels(ctx)
         app[CTX] = ctx
         async with contextlib.AsyncExitStack() as running:
+            if "api" in roles:
+                await running.enter_async_context(pausing.releasing(app, ctx, app[METRICS]))
             if "projector" in roles:
                 await running.enter_async_context(_projecting(ctx, app[METRICS]))
             yield
@@ -149,7 +152,15 @@ def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.
     app[METRICS] = metrics or ConfigMetrics(max_connectors=settings.metrics_max_connectors)
     app.cleanup_ctx.append(_resources)
     if "api" in settings.roles:
-        modules = (connectors_api, events_api, structure_api, crm_api, contacts_api, console)
+        modules = (
+            connectors_api,
+            pausing,
+            events_api,
+            structure_api,
+            crm_api,
+            contacts_api,
+            console,
+        )
         for module in (*modules, openapi):
             app.add_routes(module.routes)
         app.on_startup.append(openapi.build_spec)

@@ -63,6 +63,7 @@ def connector(settings: Settings, doc: dict[str, Any]) -> models.Connector:
         config=write_only.shown(msgspec.convert(doc["config"], ConnectorConfig)),
         created_at=doc["created_at"].isoformat(),
         updated_at=doc["updated_at"].isoformat(),
+        paused=bool(doc.get("paused")),
     )
 
 
@@ -176,7 +177,7 @@ async def rotate(request: web.Request, body: models.RotateUrl) -> models.Connect
     else:
         fields["previous_token"] = None
         fields["previous_token_until"] = None
-    updated = await ctx.store.set_token(doc["_id"], fields)
+    updated = await ctx.store.set_fields(doc["_id"], fields)
     if updated is None:
         raise ApiError(404, "not_found", "connector not found")
     await snapshots.publish(ctx.kv, updated)

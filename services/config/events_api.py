@@ -12,12 +12,11 @@ from aiohttp import web
 from libs.domain import events, jsonvalue, templating
 from libs.domain.bodies import BadRequest, parse_request
 from libs.infra.http import ApiError
-from libs.infra.mongo.store import Store
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
-from services.config import models
+from services.config import models, pausing
 from services.config.connectors_api import CID, checked, known_for
-from services.config.context import CTX, connector_or_404
+from services.config.context import CTX, Context, connector_or_404
 from services.config.openapi import Routes
 
 routes = Routes()
@@ -268,10 +267,11 @@ async def dry_run(request: web.Request, body: models.DryRun) -> models.DryRunRes
     )
 
 
-async def _stats(doc: dict[str, Any], store: Store) -> models.Stats:
-    counters = await store.get_stats(doc["_id"])
+async def _stats(doc: dict[str, Any], ctx: Context) -> models.Stats:
+    counters = await ctx.store.get_stats(doc["_id"])
     since = _iso(counters.pop("since")) or doc["created_at"].isoformat()
-    return models.Stats(**counters, since=since)
+    held = await pausing.held_count(ctx, doc["_id"])
+    return models.Stats(**counters, since=since, paused=bool(doc.get("paused")), held=held)
 
 
 @routes.operation(
@@ -280,7 +280,7 @@ async def _stats(doc: dict[str, Any], store: Store) -> models.Stats:
 )  # fmt: skip
 async def stats(request: web.Request) -> models.Stats:
     doc = await connector_or_404(request)
-    return await _stats(doc, request.app[CTX].store)
+    return await _stats(doc, request.app[CTX])
 
 
 @routes.operation(
@@ -291,4 +291,4 @@ async def reset(request: web.Request) -> models.Stats:
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
     await ctx.store.reset_stats(doc["_id"], events.utcnow())
-    return await _stats(doc, ctx.store)
+    return await _stats(doc, ctx)

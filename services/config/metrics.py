@@ -22,3 +22,10 @@ class ConfigMetrics(BaseMetrics):
             ["projection"],
         )
         self.pending = self.lag_gauge("the projector's durable consumers")
+        self.paused = self.gauge("connectors_paused", "Connectors paused now.")
+        self.held = self.gauge(
+            "held_events", "Events held for a paused connector, by connector.", ["connector"]
+        )
+        self.released = self.counter(
+            "released_events", "Held events put back on resume, by connector.", ["connector"]
+        )

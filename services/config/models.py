@@ -110,6 +110,13 @@ class Connector(Struct, kw_only=True):
     config: ConnectorConfig
     created_at: Time
     updated_at: Time
+    paused: Annotated[
+        bool,
+        Meta(
+            description="Paused: events are stored, answered and mapped, but their steps "
+            "wait (held) until `POST …/resume`, then run in arrival order."
+        ),
+    ] = False
 
 
 class ConnectorList(Struct):
@@ -354,6 +361,10 @@ class Stats(Struct, kw_only=True):
     rejected: Count
     handshakes: Count
     since: Annotated[Time, Meta(description="Counting started then: creation or the last reset.")]
+    paused: bool = False
+    held: Annotated[
+        Count, Meta(description="Events waiting for the connector to be resumed (now).")
+    ] = 0
 
 
 # ======================================================================== CRM

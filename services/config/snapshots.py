@@ -34,6 +34,7 @@ def snapshot(doc: dict[str, Any]) -> ConnectorSnapshot:
         config=msgspec.convert(doc["config"], ConnectorConfig),
         previous_token=doc.get("previous_token"),
         previous_token_until=until.timestamp() if until is not None else None,
+        paused=bool(doc.get("paused")),
     )
 
 

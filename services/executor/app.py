@@ -128,6 +128,10 @@ class Executor:
     async def _execute(
         self, msg: natsio.Msg, event: events.EventMapped, done: dict[str, Any], attempt: int
     ) -> None:
+        snap = self.registry.by_id(event.connector_id)
+        if snap is not None and snap.paused:
+            await self._hold(msg, event)
+            return
         config = await self._config(event)
         if config is None:  # connector deleted: nothing to run, still log the event
             outcome = engine.Outcome("failed", [], "connector no longer exists")
@@ -160,6 +164,21 @@ class Executor:
         await msg.ack()
         self.metrics.messages.labels(outcome.status).inc()
         self.metrics.events.labels(self.metrics.connector(event.connector_id), outcome.status).inc()
+
+    async def _hold(self, msg: natsio.Msg, event: events.EventMapped) -> None:
+        """A paused connector's event waits in the held stream, in arrival order, for
+        the config service to put it back when the connector is resumed.  Acked only once
+        held; the id names this delivery's stream position, so a redelivery is held once
+        and the same event held again after a later pause is a new message."""
+        seq = msg.metadata.sequence.stream if msg.metadata.sequence else 0
+        await self.publisher.publish(
+            subjects.held(self.settings.prefix, event.connector_id),
+            msg.data,
+            msg_id=f"held:{event.event_id}:{seq}",
+        )
+        await msg.ack()
+        self.metrics.messages.labels("held").inc()
+        self.metrics.events.labels(self.metrics.connector(event.connector_id), "held").inc()
 
     async def _log(self, event: events.EventMapped, outcome: engine.Outcome, attempt: int) -> None:
         logged = execution_log(event, outcome, attempts=attempt)

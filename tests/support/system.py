@@ -136,6 +136,11 @@ class InProcessSystem:
     async def stop_one(self, name: str) -> None:
         await self.apps.pop(name).stop()
 
+    async def restart(self, name: str) -> None:
+        """Stop one service (gracefully) and start it again on a new port."""
+        await self.stop_one(name)
+        await self.start((name,))
+
     async def stop(self) -> None:
         for name in reversed(list(self.apps)):
             await self.apps[name].stop()

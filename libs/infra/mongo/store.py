@@ -187,7 +187,9 @@ class Store:
         row = await self.versions.find_one({"connector_id": connector_id, "version": version})
         return _read(row)
 
-    async def set_token(self, connector_id: str, fields: Mapping[str, Any]) -> Doc | None:
+    async def set_fields(self, connector_id: str, fields: Mapping[str, Any]) -> Doc | None:
+        """Fields of the connector that are not its versioned configuration (its token,
+        ``paused``); the connector after the change, None if there is none."""
         return _read(
             await self.connectors.find_one_and_update(
                 {"_id": connector_id},

@@ -72,13 +72,16 @@ async def _ensure_stream(js: JetStreamContext, config: StreamConfig) -> None:
 
 
 async def provision(js: JetStreamContext, settings: Settings) -> KeyValue:
-    """Streams EVENTS and LOGS and the connectors KV bucket; returns the bucket."""
+    """Streams EVENTS, LOGS and HELD and the connectors KV bucket; returns the bucket."""
     p = settings.prefix
+    # name: (subjects, max age).  Held events wait as long as their connector is
+    # paused, so only their size bounds them; the rest is in transit for a week at most.
     streams = {
-        settings.stream_events: [f"{p}.events.>"],
-        settings.stream_logs: [f"{p}.logs.>", f"{p}.dlq.>"],
+        settings.stream_events: ([f"{p}.events.>"], settings.stream_max_age_s),
+        settings.stream_logs: ([f"{p}.logs.>", f"{p}.dlq.>"], settings.stream_max_age_s),
+        settings.stream_held: ([f"{p}.held.>"], 0.0),
     }
-    for name, filters in streams.items():
+    for name, (filters, max_age) in streams.items():
         await _ensure_stream(
             js,
             StreamConfig(
@@ -86,7 +89,7 @@ async def provision(js: JetStreamContext, settings: Settings) -> KeyValue:
                 subjects=filters,
                 storage=StorageType.FILE,
                 duplicate_window=DUPLICATE_WINDOW_S,
-                max_age=settings.stream_max_age_s,
+                max_age=max_age,
                 max_bytes=settings.stream_max_bytes,
                 discard=DiscardPolicy.NEW,  # full: refuse the new, never drop the unprocessed
                 num_replicas=settings.stream_replicas,

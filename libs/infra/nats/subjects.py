@@ -19,6 +19,15 @@ def dead_letter(prefix: str, connector_id: str) -> str:
     return f"{prefix}.dlq.{connector_id}"
 
 
+def held(prefix: str, connector_id: str) -> str:
+    """A paused connector's mapped events, in arrival order, until it is resumed."""
+    return f"{prefix}.held.{connector_id}"
+
+
+def all_held(prefix: str) -> str:
+    return f"{prefix}.held.*"
+
+
 def all_received(prefix: str) -> str:
     return f"{prefix}.events.received.*"
 
