@@ -20,7 +20,7 @@ rendered).  Validation, references and the executor all read these tuples, and
 from __future__ import annotations
 
 from collections.abc import Iterator
-from typing import Any, ClassVar, Literal, NamedTuple
+from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import msgspec
 
@@ -235,6 +235,9 @@ class ConnectorConfig(msgspec.Struct, forbid_unknown_fields=True):
     verification: Verification | None = None
     allowed_ips: list[str] = msgspec.field(default_factory=list)  # CIDRs; empty: any
     handshake: Handshake | None = None
+    # Days the event log keeps this connector's entries (HOOKLINE_LOG_RETENTION_DAYS
+    # when unset); applies to entries received after the change.
+    retention_days: Annotated[float, msgspec.Meta(gt=0, le=3650)] | None = None
 
 
 class ConnectorSnapshot(msgspec.Struct, kw_only=True):

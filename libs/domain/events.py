@@ -114,6 +114,8 @@ class EventReceived(Envelope, tag="event.received.v1", frozen=True):
     idempotency_key: str | None = None
     replay_of: str | None = None  # set on a replay: the event id it re-runs
     raw: bytes | None = None
+    # The connector's own log retention when it has one (else the global setting).
+    retention_days: float | None = None
 
     def document(self) -> dict[str, Any]:
         """The event as the connector's JSON: what structure inference sees."""
@@ -202,6 +204,7 @@ class ExecutionLogged(Envelope, tag="event.logged.v1", frozen=True):
     attempts: int = 1
     replay_of: str | None = None
     dry_run: bool = False
+    dead_lettered: bool = False  # failed after the last attempt, sent to the dead letters
 
 
 Event = EventReceived | EventMapped | ExecutionLogged
@@ -230,6 +233,7 @@ class IngestNotice(Envelope, tag="ingest.notice.v1", frozen=True):
     request: Request | None = None
     raw: bytes | None = None
     raw_truncated: bool = False
+    retention_days: float | None = None  # as for EventReceived
 
 
 # A refused body is evidence, not data: this much of it is kept with the log entry,

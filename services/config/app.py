@@ -119,6 +119,7 @@ async def _projecting(ctx: Context, metrics: ConfigMetrics) -> AsyncIterator[Non
     projector = Projector(
         ctx.store,
         grace_s=settings.log_grace_s,
+        retention_days=settings.log_retention_days,
         projected=lambda name, count: metrics.projected.labels(name).inc(count),
     )
     consume = functools.partial(worker.consuming, ctx, lag=metrics.pending, parallel=1, batch=500)

@@ -3,18 +3,19 @@
 from __future__ import annotations
 
 import base64
-from datetime import UTC, datetime
+from collections.abc import Mapping
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
 from aiohttp import web
 
-from libs.domain import events, jsonvalue, templating
+from libs.domain import events, jsonvalue, search, templating
 from libs.domain.bodies import BadRequest, parse_request
 from libs.infra.http import ApiError
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
-from services.config import models, pausing
+from services.config import log_search, models, pausing
 from services.config.connectors_api import CID, checked, known_for
 from services.config.context import CTX, Context, connector_or_404
 from services.config.openapi import Routes
@@ -68,38 +69,106 @@ def detail(doc: dict[str, Any]) -> models.EventDetail:
         http_status=doc.get("http_status"),
         note=doc.get("note"),
         raw_truncated=bool(doc.get("raw_truncated")),
+        dead_lettered=bool(doc.get("dead_lettered")),
+        expire_at=_iso(doc.get("expire_at")),
     )
+
+
+MAX_CONDITIONS = 10
+
+
+def _time(raw: str, name: str) -> datetime:
+    try:
+        at = datetime.fromisoformat(raw.strip().replace(" ", "+").replace("Z", "+00:00"))
+    except (ValueError, OverflowError):
+        raise ApiError(400, f"invalid_{name}", f"{name} must be an ISO 8601 time") from None
+    if at.tzinfo is None:
+        return at.replace(tzinfo=UTC)
+    try:
+        return at.astimezone(UTC)
+    except OverflowError:  # within a day of year 1 or 9999: the range's end is meant
+        return (datetime.min if at.year == 1 else datetime.max).replace(tzinfo=UTC)
+
+
+def search_conditions(params: Mapping[str, str]) -> list[list[str]]:
+    """The search-by-value parameters (``body.…``, ``headers.…``, ``custom_variables.…``)
+    as search terms; 400 naming a bad one."""
+    conditions = []
+    for name, value in params.items():
+        if not search.is_condition(name):
+            continue
+        try:
+            conditions.append(search.condition(name, value))
+        except search.SearchError as exc:
+            raise ApiError(400, "invalid_search", str(exc)) from None
+    if len(conditions) > MAX_CONDITIONS:
+        raise ApiError(400, "invalid_search", f"at most {MAX_CONDITIONS} search parameters")
+    return conditions
+
+
+async def first_window_s(ctx: Context, doc: dict[str, Any]) -> float:
+    """A time window of about log_search.TARGET of the connector's entries."""
+    counters = await ctx.store.get_stats(doc["_id"])
+    since = counters.get("since") or doc["created_at"]
+    return log_search.first_window_s(counters["received"], since, events.utcnow())
+
+
+def retention_of(doc: dict[str, Any]) -> float | None:
+    """The connector's own log retention (None: the deployment's)."""
+    days: float | None = (doc.get("config") or {}).get("retention_days")
+    return days
+
+
+def floor_of(doc: dict[str, Any]) -> datetime:
+    """No entry of a connector is older than the connector."""
+    created: datetime = doc["created_at"]
+    return created - timedelta(seconds=1)
 
 
 @routes.operation(
     "GET", CID + "/events", "listEvents", "The event log, newest first", tag="events",
     query=models.EventQuery, returns=models.EventList, errors=(400, 404),
+    description="Search by value with `body.<path>=v`, `headers.<name>=v` and "
+    "`custom_variables.<name>=v` (any number, all must hold; list positions ignored; "
+    "values compared as text), with `status` and a time range.  A page reads at most "
+    f"{log_search.MAX_EXAMINED} entries; when it stops short, `next_before` goes on.",
 )  # fmt: skip
 async def list_events(request: web.Request, query: models.EventQuery) -> models.EventList:
     ctx = request.app[CTX]
     doc = await connector_or_404(request)
-    before, before_id = None, None
+    conditions = search_conditions(request.query)
+    if query.status is not msgspec.UNSET:
+        conditions.append(search.condition("status", query.status))
+    start: log_search.Cursor | None = None
+    after = None
+    if query.received_after is not msgspec.UNSET:
+        after = _time(query.received_after, "received_after")
+    before = None
+    if query.received_before is not msgspec.UNSET:
+        before = _time(query.received_before, "received_before")
     if query.before is not msgspec.UNSET:
         # An ISO time, or the opaque cursor "<time>,<event id>" of a previous page.
-        raw, _, before_id_raw = query.before.partition(",")
-        try:
-            before = datetime.fromisoformat(raw.strip().replace(" ", "+").replace("Z", "+00:00"))
-            if before.tzinfo is not None:
-                before = before.astimezone(UTC)
-        except (ValueError, OverflowError):
-            raise ApiError(400, "invalid_before", "before must be an ISO 8601 time") from None
-        before_id = before_id_raw or None
-    rows = await ctx.store.list_events(
+        raw, _, before_id = query.before.partition(",")
+        at = _time(raw, "before")
+        if before_id:
+            start = (at, before_id)
+        else:
+            before = at if before is None else min(before, at)
+    selection = log_search.Selection(conditions=conditions, after=after, before=before)
+    page = await log_search.newest(
+        ctx.store,
         doc["_id"],
-        status=None if query.status is msgspec.UNSET else query.status,
-        before=before,
+        selection,
+        floor=floor_of(doc),
+        now=events.utcnow(),
+        window_s=await first_window_s(ctx, doc),
         limit=query.limit,
-        before_id=before_id,
+        start=start,
     )
-    items = [summary(r) for r in rows]
-    last = items[-1] if len(items) == query.limit else None
+    cursor = page.cursor
     return models.EventList(
-        items=items, next_before=f"{last.received_at},{last.event_id}" if last else None
+        items=[summary(r) for r in page.rows],
+        next_before=f"{_iso(cursor[0])},{cursor[1]}" if cursor else None,
     )
 
 
@@ -136,7 +205,10 @@ async def replay(request: web.Request, body: models.Replay) -> models.ReplayAcce
     version: int = doc["version"] if body.version is msgspec.UNSET else body.version
     if await ctx.store.get_version(doc["_id"], version) is None:
         raise ApiError(422, "invalid_version", f"version {version!r} is not among the kept ones")
-    event = received_from_log(row, version, event_id=events.new_id(), replay_of=row["_id"])
+    event = received_from_log(
+        row, version, event_id=events.new_id(), replay_of=row["_id"],
+        retention_days=retention_of(doc),
+    )  # fmt: skip
     await ctx.js.publish(
         subjects.received(ctx.settings.prefix, doc["_id"]),
         events.encode(event),
@@ -146,7 +218,12 @@ async def replay(request: web.Request, body: models.Replay) -> models.ReplayAcce
 
 
 def received_from_log(
-    row: dict[str, Any], version: int, *, event_id: str, replay_of: str | None
+    row: dict[str, Any],
+    version: int,
+    *,
+    event_id: str,
+    replay_of: str | None,
+    retention_days: float | None = None,
 ) -> events.EventReceived:
     """A logged event as it was received (for replays and dry-runs): the raw bytes
     parsed again (the record), or the parsed body of an entry from before raw bodies."""
@@ -176,6 +253,7 @@ def received_from_log(
         custom_variables=row.get("custom_variables") or {},
         replay_of=replay_of,
         raw=raw,
+        retention_days=retention_days,
     )
 
 

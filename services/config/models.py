@@ -39,8 +39,11 @@ MAX_NAME = 200
 MAX_DESCRIPTION = 1000
 MAX_GRACE_S = 7 * 86400  # an old URL works for a week at most after a rotation
 # The statuses the log can be filtered by: received, the verdicts (VERDICTS) and the
-# requests that never became events (REQUEST_STATUSES); test_vocabulary checks that.
-EventStatusQuery = Literal["received", "succeeded", "failed", "rejected", "handshake"]
+# requests that never became events (REQUEST_STATUSES), and the failed events that were
+# dead-lettered (their status is failed); test_vocabulary checks that.
+EventStatusQuery = Literal[
+    "received", "succeeded", "failed", "rejected", "handshake", "dead_lettered"
+]
 EVENT_STATUSES = get_args(EventStatusQuery)
 
 
@@ -234,6 +237,12 @@ class EventQuery(Struct, kw_only=True):
             "`next_before` cursor."
         ),
     ] = UNSET
+    received_after: Annotated[
+        str | UnsetType, Meta(description="An ISO 8601 time: only events received since.")
+    ] = UNSET
+    received_before: Annotated[
+        str | UnsetType, Meta(description="An ISO 8601 time: only events received before.")
+    ] = UNSET
 
 
 class EventSummary(Struct, kw_only=True):
@@ -299,6 +308,12 @@ class EventDetail(EventSummary, kw_only=True):
     raw_truncated: Annotated[
         bool, Meta(description="A rejected request's body is kept up to 64 KiB.")
     ] = False
+    dead_lettered: Annotated[
+        bool, Meta(description="Failed after the last attempt and sent to the dead letters.")
+    ] = False
+    expire_at: Annotated[
+        Time | None, Meta(description="When retention removes this entry from the log.")
+    ] = None
 
 
 OptionalVersion = Annotated[

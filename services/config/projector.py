@@ -22,12 +22,12 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, Protocol, TypeVar
 
 import msgspec
 
-from libs.domain import events, jsonvalue, ports
+from libs.domain import events, jsonvalue, ports, search
 from libs.infra import logging as hlog
 from libs.infra.mongo import store as hmongo
 
@@ -155,6 +155,28 @@ def notice_doc(notice: events.IngestNotice) -> dict[str, Any]:
     }
 
 
+def searchable(doc: dict[str, Any], retention_days: float) -> dict[str, Any]:
+    """The entry with its search terms (``libs.domain.search``) and the time the log's
+    TTL index removes it (``expire_at``)."""
+    request = doc.get("request")
+    headers = request.get("headers") if isinstance(request, dict) else None
+    terms, truncated = search.event_terms(
+        status=doc.get("status"),
+        body=doc.get("body"),
+        headers=headers if isinstance(headers, dict) else None,
+        custom_variables=doc.get("custom_variables"),
+    )
+    if doc.get("dead_lettered"):  # found by status=dead_lettered too
+        terms += search.condition("status", "dead_lettered")
+    doc["terms"] = terms
+    if truncated:
+        doc["terms_truncated"] = True
+    received_at = doc.get("received_at")
+    if isinstance(received_at, datetime):
+        doc["expire_at"] = received_at + timedelta(days=retention_days)
+    return doc
+
+
 def outcome_doc(ev: events.ExecutionLogged) -> dict[str, Any]:
     doc = received_doc(ev.received)
     doc.pop("status")
@@ -168,6 +190,8 @@ def outcome_doc(ev: events.ExecutionLogged) -> dict[str, Any]:
         attempts=ev.attempts,
         executed_version=ev.connector_version,
     )
+    if ev.dead_lettered:
+        doc["dead_lettered"] = True
     return doc
 
 
@@ -183,9 +207,11 @@ class Projector:
         *,
         grace_s: float = 0.0,
         projected: Callable[[str, int], None] = lambda _name, _count: None,
+        retention_days: float = 30.0,
     ) -> None:
         self.store = store
         self.grace_s = grace_s
+        self.retention_days = retention_days  # unless the connector says otherwise
         self.projected = projected  # (projection, messages written)
 
     async def on_received(self, msgs: Sequence[Delivery]) -> None:
@@ -199,9 +225,21 @@ class Projector:
             if wait_s > 0 and msg.metadata.num_delivered == 1:
                 await msg.nak(delay=wait_s)  # once: its verdict may write the entry whole
                 continue
-            pairs.append((msg, received_doc(event)))
+            pairs.append((msg, self._entry(received_doc(event), event.retention_days)))
+        self._retain(pairs)
         await _isolating(pairs, self._received)
         self.projected("projector-received", len(pairs))
+
+    def _entry(self, doc: dict[str, Any], retention_days: float | None) -> dict[str, Any]:
+        return searchable(doc, retention_days or self.retention_days)
+
+    def _retain(self, pairs: Sequence[tuple[Delivery, Any]]) -> None:
+        """Entries salvaged from undecodable messages expire like the rest."""
+        for _, item in pairs:
+            if isinstance(item, dict) and "expire_at" not in item:
+                at = item.get("received_at")
+                if isinstance(at, datetime):
+                    item["expire_at"] = at + timedelta(days=self.retention_days)
 
     async def _received(self, pairs: Sequence[tuple[Delivery, dict[str, Any]]]) -> None:
         docs = [doc for _, doc in pairs]
@@ -221,11 +259,13 @@ class Projector:
                 continue
             if isinstance(ev, events.IngestNotice):
                 logged = ev.request is not None and ev.kind != "duplicate"
-                pairs.append((msg, notice_doc(ev) if logged else ev))
+                doc = self._entry(notice_doc(ev), ev.retention_days) if logged else None
+                pairs.append((msg, doc or ev))
             elif ev.dry_run:
                 pairs.append((msg, None))
             else:
-                pairs.append((msg, outcome_doc(ev)))
+                pairs.append((msg, self._entry(outcome_doc(ev), ev.received.retention_days)))
+        self._retain(pairs)
         await _isolating(pairs, self._logs)
         self.projected("projector-logs", len(pairs))
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Sequence
+from datetime import datetime, timedelta
 from typing import Any
 
 import msgspec
@@ -111,7 +112,7 @@ class Executor:
         )
         try:
             await self._dead_letter(event, outcome)
-            await self._log(event, outcome, attempt)
+            await self._log(event, outcome, attempt, dead_lettered=True)
         except Exception as again:
             hlog.get().error("executor.give_up_failed", error=repr(again)[:300])
             return False
@@ -133,6 +134,7 @@ class Executor:
             await self._hold(msg, event)
             return
         config = await self._config(event)
+        dead_lettered = False
         if config is None:  # connector deleted: nothing to run, still log the event
             outcome = engine.Outcome("failed", [], "connector no longer exists")
         else:
@@ -141,7 +143,9 @@ class Executor:
                     config.steps,
                     build_context(event),
                     self.actions,
-                    journal.MongoJournal(self.store, event.event_id, self.lease_s),
+                    journal.MongoJournal(
+                        self.store, event.event_id, self.lease_s, self._expiry(event)
+                    ),
                     done=done,
                     now=events.utcnow(),
                 )
@@ -158,12 +162,17 @@ class Executor:
                     "failed", retry.steps, f"gave up after {attempt} attempts: {retry.error}"
                 )
                 await self._dead_letter(event, outcome)
+                dead_lettered = True
         for step in outcome.steps:
             self.metrics.step_seconds.labels(step.type).observe(step.duration_ms / 1000)
-        await self._log(event, outcome, attempt)
+        await self._log(event, outcome, attempt, dead_lettered=dead_lettered)
         await msg.ack()
         self.metrics.messages.labels(outcome.status).inc()
         self.metrics.events.labels(self.metrics.connector(event.connector_id), outcome.status).inc()
+
+    def _expiry(self, event: events.EventMapped) -> datetime:
+        days = event.received.retention_days or self.settings.log_retention_days
+        return event.received.occurred_at + timedelta(days=days)
 
     async def _hold(self, msg: natsio.Msg, event: events.EventMapped) -> None:
         """A paused connector's event waits in the held stream, in arrival order, for
@@ -180,8 +189,17 @@ class Executor:
         self.metrics.messages.labels("held").inc()
         self.metrics.events.labels(self.metrics.connector(event.connector_id), "held").inc()
 
-    async def _log(self, event: events.EventMapped, outcome: engine.Outcome, attempt: int) -> None:
-        logged = execution_log(event, outcome, attempts=attempt)
+    async def _log(
+        self,
+        event: events.EventMapped,
+        outcome: engine.Outcome,
+        attempt: int,
+        *,
+        dead_lettered: bool = False,
+    ) -> None:
+        logged = msgspec.structs.replace(
+            execution_log(event, outcome, attempts=attempt), dead_lettered=dead_lettered
+        )
         await self.publisher.publish(
             subjects.log(self.settings.prefix, event.connector_id),
             events.encode(logged),

@@ -297,4 +297,5 @@ def test_every_event_root_is_a_document_root_or_listed_request_metadata() -> Non
 def test_the_log_filter_statuses_are_received_the_verdicts_and_the_requests() -> None:
     from services.config import models
 
-    assert ("received", *events.VERDICTS, *events.REQUEST_STATUSES) == models.EVENT_STATUSES
+    expected = ("received", *events.VERDICTS, *events.REQUEST_STATUSES, "dead_lettered")
+    assert expected == models.EVENT_STATUSES

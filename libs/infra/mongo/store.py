@@ -40,6 +40,16 @@ UNREACHABLE = (ConnectionFailure, ServerSelectionTimeoutError, NetworkTimeout)
 KEEP_VERSIONS = 20
 # A connector's counters: events received, events by verdict, duplicates and rejections.
 STAT_FIELDS = ("received", *VERDICTS, "duplicates", "rejected", "handshakes")
+# What a list of log entries reads of each: its summary and its search terms.
+SUMMARY_FIELDS = (
+    "_id",
+    "received_at",
+    "status",
+    "connector_version",
+    "error",
+    "reason",
+    "terms",
+)
 # Fields of a log entry that come from the received event and never change.
 RECEIVED_FIELDS = (
     "connector_id",
@@ -111,6 +121,15 @@ class Store:
             [("connector_id", ASCENDING), ("version", ASCENDING)], unique=True
         )
         await self.events.create_index([("connector_id", ASCENDING), ("received_at", DESCENDING)])
+        # Search by value (libs.domain.search): one multikey index over the entries'
+        # terms, newest first within a term.
+        await self.events.create_index(
+            [("connector_id", ASCENDING), ("terms", ASCENDING), ("received_at", DESCENDING)],
+            name="search",
+        )
+        # Retention: each entry and step record says when it goes (``expire_at``).
+        await self.events.create_index("expire_at", expireAfterSeconds=0)
+        await self.step_runs.create_index("expire_at", expireAfterSeconds=0)
         await self.contacts.create_index("mobile", unique=True, sparse=True)
         await self.contacts.create_index([("email", ASCENDING), ("created_at", ASCENDING)])
         # The executor reads a redelivered batch's done steps by event id.
@@ -293,40 +312,36 @@ class Store:
         first = {d["_id"] for i, d in enumerate(rest) if i not in judged_before}
         return inserted | first, inserted | {rest[i]["_id"] for i in created}
 
-    async def list_events(
+    async def events_between(
         self,
         connector_id: str,
         *,
-        status: str | None,
-        before: datetime | None,
-        limit: int,
-        before_id: str | None = None,
+        low: datetime,
+        high: datetime,
+        high_inclusive: bool = False,
+        terms: Sequence[str] = (),
+        newest_first: bool = True,
+        limit: int = 0,
     ) -> list[Doc]:
-        """Newest first. ``before`` (+ ``before_id``, the last item of the previous page)
-        pages through events that share a timestamp without skipping or repeating one."""
-        query: Doc = {"connector_id": connector_id}
-        if status:
-            query["status"] = status
-        if before is not None and before_id is not None:
-            query["$or"] = [
-                {"received_at": {"$lt": before}},
-                {"received_at": before, "_id": {"$lt": before_id}},
-            ]
-        elif before is not None:
-            query["received_at"] = {"$lt": before}
-        cursor = self.events.find(
-            query,
-            {
-                "_id": 1,
-                "received_at": 1,
-                "status": 1,
-                "connector_version": 1,
-                "error": 1,
-                "reason": 1,
-            },
-        )
-        cursor = cursor.sort([("received_at", DESCENDING), ("_id", DESCENDING)])
-        return await cursor.limit(limit).to_list(None)
+        """Log entries (their summary fields and search terms) received in [low, high),
+        or [low, high], having one of ``terms`` if given, in time order.
+
+        Always a time window: a query that the database answers from an index with
+        bounds on both the connector and the time (and the term), so its cost is the
+        entries in the window, never the whole log (``services.config.log_search``
+        chooses the windows).  One condition at most goes to the database; SecantusDB
+        scans the collection for a query with more than its index covers.
+        """
+        query: Doc = {
+            "connector_id": connector_id,
+            "received_at": {"$gte": low, "$lte" if high_inclusive else "$lt": high},
+        }
+        if terms:
+            query["terms"] = terms[0] if len(terms) == 1 else {"$in": list(terms)}
+        order = DESCENDING if newest_first else ASCENDING
+        cursor = self.events.find(query, dict.fromkeys(SUMMARY_FIELDS, 1))
+        cursor = cursor.sort([("received_at", order), ("_id", order)])
+        return await (cursor.limit(limit) if limit else cursor).to_list(None)
 
     async def get_event(self, connector_id: str, event_id: str) -> Doc | None:
         return _read(await self.events.find_one({"_id": event_id, "connector_id": connector_id}))

@@ -5,6 +5,7 @@ steps that already ran."""
 from __future__ import annotations
 
 import time
+from datetime import datetime
 from typing import Any
 
 import msgspec
@@ -24,10 +25,13 @@ class MongoJournal:
     crashed expires after the lease and is taken over.
     """
 
-    def __init__(self, store: hmongo.Store, event_id: str, lease_s: float) -> None:
+    def __init__(
+        self, store: hmongo.Store, event_id: str, lease_s: float, expire_at: datetime
+    ) -> None:
         self.store = store
         self.event_id = event_id
         self.lease_s = lease_s
+        self.expire_at = expire_at  # removed then by the TTL index, with the event's log
 
     def _id(self, step_id: str) -> str:
         return f"{self.event_id}:{step_id}"
@@ -39,6 +43,7 @@ class MongoJournal:
             "step_id": step_id,
             "state": "claimed",
             "until": now + self.lease_s,
+            "expire_at": self.expire_at,
         }
         try:
             await self.store.step_runs.insert_one({"_id": self._id(step_id), **doc})
@@ -67,6 +72,7 @@ class MongoJournal:
                 "step_id": step_id,
                 "state": "done",
                 "output": journal_output(output),
+                "expire_at": self.expire_at,
             },
             upsert=True,
         )

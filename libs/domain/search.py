@@ -1,0 +1,132 @@
+"""Search of the event log by value (F14): ``body.<path>=v``, ``headers.<name>=v``,
+``custom_variables.<name>=v`` and ``status=v``.
+
+An entry carries its *terms*: one short hash per (field, path, value) of its scalar
+leaves, so one multikey index answers "which entries have this value at this path"
+for any path, whatever the payload's shape, without indexing the payload itself.
+A search is the entries that have every asked term.
+
+- Paths are the attribute paths of ``libs.domain.paths``; list positions are
+  ignored, so ``body.items.sku=A`` (or ``body.items[0].sku=A``) finds an event with
+  ``A`` as the ``sku`` of any item.  Header names are case-insensitive.
+- Values are compared as text: ``5`` finds the number 5 and the string ``"5"``; true,
+  false and null as JSON spells them.  A number asked for is also matched in its
+  canonical form (``1.50`` finds 1.5).
+- Bounded: the first ``MAX_TERMS`` leaves, breadth first (shallow fields first); an
+  entry with more says so (``terms_truncated``).  The hash is of the whole value, so
+  long values are found exactly, and the index holds 12 characters per term.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import math
+import re
+from collections import deque
+from collections.abc import Iterator, Mapping
+from typing import Any
+
+import msgspec
+
+from libs.domain import paths
+
+MAX_TERMS = 256
+FIELDS = ("body", "headers", "custom_variables")
+_NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
+_encode = msgspec.json.encode
+
+
+class SearchError(ValueError):
+    """A search parameter that cannot be a search (bad path, unknown field)."""
+
+
+def _hash(field: str, keys: tuple[str, ...], value: str) -> str:
+    text = "\x1f".join((field, *keys)) + "\x00" + value
+    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=9).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+def _text(value: Any) -> str | None:
+    """A scalar as search text; None for a container."""
+    if isinstance(value, str):
+        return value
+    if value is None or isinstance(value, bool):
+        return "null" if value is None else ("true" if value else "false")
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return _encode(value).decode() if math.isfinite(value) else None
+    return None
+
+
+def _leaves(value: Any) -> Iterator[tuple[tuple[str, ...], str]]:
+    """(keys without list positions, text) of every scalar, breadth first."""
+    queue: deque[tuple[tuple[str, ...], Any]] = deque([((), value)])
+    while queue:
+        keys, node = queue.popleft()
+        if isinstance(node, dict):
+            queue.extend(((*keys, str(k)), v) for k, v in node.items())
+        elif isinstance(node, list):
+            queue.extend((keys, v) for v in node)
+        else:
+            text = _text(node)
+            if text is not None:
+                yield keys, text
+
+
+def event_terms(
+    *,
+    status: str | None,
+    body: Any,
+    headers: Mapping[str, str] | None,
+    custom_variables: Mapping[str, Any] | None,
+) -> tuple[list[str], bool]:
+    """An entry's terms and whether some leaves were left out (past ``MAX_TERMS``)."""
+    terms: dict[str, None] = {}  # ordered, unique
+    if status:
+        terms[_hash("status", (), status)] = None
+    sources: tuple[tuple[str, Any], ...] = (
+        ("headers", {k.lower(): v for k, v in (headers or {}).items()}),
+        ("custom_variables", custom_variables or {}),
+        ("body", body),
+    )
+    truncated = False
+    for field, value in sources:
+        for keys, text in _leaves(value):
+            if len(terms) >= MAX_TERMS:
+                truncated = True
+                break
+            terms[_hash(field, keys, text)] = None
+    return list(terms), truncated
+
+
+def condition(name: str, value: str) -> list[str]:
+    """The terms (alternatives) one search parameter matches, e.g. ``body.order.id``
+    and ``"42"``.  Raises :class:`SearchError` for a name that is no searchable path."""
+    if name == "status":
+        return [_hash("status", (), value)]
+    field, dot, rest = name.partition(".")
+    if field not in FIELDS or not dot or not rest:
+        raise SearchError(
+            f"{name!r}: search by body.<path>, headers.<name> or custom_variables.<name>"
+        )
+    try:
+        parts = paths.parse(rest)
+    except paths.PathError as exc:
+        raise SearchError(f"{name!r}: {exc}") from None
+    keys = tuple(str(p) for p in parts if isinstance(p, str))
+    if field == "headers":
+        keys = tuple(k.lower() for k in keys)
+    alternatives = {value}
+    if _NUMBER.fullmatch(value):
+        number: int | float = float(value) if any(c in value for c in ".eE") else int(value)
+        canonical = _text(number)
+        if canonical is not None:
+            alternatives.add(canonical)
+    return sorted(_hash(field, keys, v) for v in alternatives)
+
+
+def is_condition(name: str) -> bool:
+    """Whether a query parameter is a search by value."""
+    return name.partition(".")[0] in FIELDS and "." in name
