@@ -7,6 +7,7 @@ servers exactly the way a user's laptop does.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -16,8 +17,10 @@ import sys
 import time
 import urllib.request
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
+from typing import Any
 
 import pymongo
 
@@ -28,6 +31,8 @@ class Proc:
     popen: subprocess.Popen[bytes]
     url: str
     log_path: Path
+    argv: list[str] = field(default_factory=list)
+    monitor_url: str = ""  # nats-server's monitoring endpoint, when it is one
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -91,7 +96,7 @@ def spawn(
         start_new_session=True,  # Ctrl-C in the terminal goes to the launcher only
     )
     log.close()
-    return Proc(name, popen, url, log_path)
+    return Proc(name, popen, url, log_path, argv)
 
 
 # An event carries its raw bytes (base64) and its parsed body: about 2.4 times the
@@ -129,6 +134,74 @@ def start_nats(data_dir: Path, port: int | None = None, monitor_port: int | None
     health = f"http://127.0.0.1:{monitor_port}/healthz?js-enabled-only=true"
     wait_until(lambda: urllib.request.urlopen(health, timeout=1).status == 200, 20, "nats", proc)
     return proc
+
+
+def get_json(url: str) -> Any:
+    with urllib.request.urlopen(url, timeout=1) as response:
+        return json.load(response)
+
+
+def nats_healthy(monitor_url: str) -> bool:
+    """The full health check: JetStream up, and (in a cluster) the meta group, streams
+    and consumers this server holds are current."""
+    with urllib.request.urlopen(monitor_url + "/healthz", timeout=1) as response:
+        return bool(response.status == 200)
+
+
+def meta_leader(monitor_url: str) -> str:
+    """The JetStream meta leader this server knows of ("" while there is none)."""
+    meta = get_json(monitor_url + "/jsz").get("meta_cluster") or {}
+    return str(meta.get("leader") or "")
+
+
+def start_nats_cluster(data_dir: Path, n: int = 3, name: str = "hookline") -> list[Proc]:
+    """``n`` nats-server processes with JetStream, routed to each other on loopback (a
+    NATS cluster, as in production), each with its own store; returns once every node is
+    healthy and agrees on a JetStream meta leader, so R``n`` streams can be created."""
+    ports = [(free_port(), free_port(), free_port()) for _ in range(n)]
+    routes = ",".join(f"nats://127.0.0.1:{route}" for _, _, route in ports)
+    conf = data_dir / "nats.conf"
+    data_dir.mkdir(parents=True, exist_ok=True)
+    conf.write_text(NATS_CONF)
+    nodes: list[Proc] = []
+    for index, (port, monitor, route) in enumerate(ports):
+        store = data_dir / f"nats-{index}"
+        store.mkdir(parents=True, exist_ok=True)
+        node = f"n{index}"
+        proc = spawn(
+            f"nats-{node}",
+            [
+                _bin("nats-server"),
+                *("-c", str(conf), "-js", "-sd", str(store), "-n", node),
+                *("-a", "127.0.0.1", "-p", str(port), "-m", str(monitor)),
+                *("--cluster_name", name, "--cluster", f"nats://127.0.0.1:{route}"),
+                *("--routes", routes),
+            ],
+            data_dir / "logs",
+            f"nats://127.0.0.1:{port}",
+        )
+        proc.monitor_url = f"http://127.0.0.1:{monitor}"
+        nodes.append(proc)
+    for proc in nodes:
+        wait_until(partial(nats_healthy, proc.monitor_url), 30, proc.name, proc)
+    wait_until(
+        lambda: (
+            len({meta_leader(p.monitor_url) for p in nodes} - {""}) == 1
+            and all(meta_leader(p.monitor_url) for p in nodes)
+        ),
+        30,
+        "a JetStream meta leader",
+    )
+    return nodes
+
+
+def restart(proc: Proc) -> Proc:
+    """Start a stopped (or killed) process again: same command, ports, store and log."""
+    if proc.alive():
+        raise RuntimeError(f"{proc.name} is still running")
+    again = spawn(proc.name, proc.argv, proc.log_path.parent, proc.url)
+    again.monitor_url = proc.monitor_url
+    return again
 
 
 def start_mongo(data_dir: Path, port: int | None = None) -> Proc:

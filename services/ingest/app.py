@@ -29,6 +29,7 @@ from libs.infra.nats import subjects
 from libs.infra.nats.registry import Registry
 from libs.infra.settings import Settings
 from services.ingest.metrics import IngestMetrics
+from services.ingest.peers import Peers
 from services.ingest.ratelimit import TokenBuckets
 from services.ingest.sources import Source
 
@@ -38,6 +39,7 @@ REGISTRY = web.AppKey("registry", Registry)
 NATS = web.AppKey("nats", natsio.Client)
 JS = web.AppKey("js", natsio.JetStreamContext)
 PUBLISHER = web.AppKey("publisher", natsio.AckPublisher)
+PEERS = web.AppKey("peers", Peers)
 
 PUBLISH_TIMEOUT_S = 5.0
 # Notices of rejected and duplicate requests per connector and second: a flood of bad
@@ -177,7 +179,8 @@ class Ingest:
                 custom.pop(check.query_param, None)
         self.source.check_address(config, seen.client)
         rate = config.rate_limit_per_s
-        if rate and not self.buckets.allow(snap.id, rate, time.monotonic()):
+        share = rate / self.app[PEERS].count if rate else 0.0  # the limit holds across all
+        if rate and not self.buckets.allow(snap.id, share, time.monotonic()):
             raise BadRequest(429, "rate_limited", f"over the connector's limit of {rate}/s")
         limit = config.max_body_bytes or self.settings.max_body_bytes
         seen.raw = raw = await _read_raw(request, limit)
@@ -208,6 +211,7 @@ class Ingest:
             body=body,
             raw=raw,
             custom_variables=custom,
+            retention_days=snap.config.retention_days,
         )
         key = self._idempotency_key(snap, event)
         if key is not None:
@@ -306,6 +310,7 @@ class Ingest:
             request=record,
             raw=None if raw is None else raw[: events.NOTICE_RAW_MAX],
             raw_truncated=raw is not None and len(raw) > events.NOTICE_RAW_MAX,
+            retention_days=snap.config.retention_days,
         )
         task = asyncio.create_task(
             self.app[JS].publish(
@@ -328,7 +333,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     publisher = natsio.AckPublisher(nc)
     await publisher.start()
     app[NATS], app[JS], app[REGISTRY], app[PUBLISHER] = nc, js, registry, publisher
+    app[PEERS] = await Peers.start(js, settings)
     yield
+    await app[PEERS].stop()
     await publisher.stop()
     await registry.stop()
     await natsio.shutdown(nc)

@@ -1,4 +1,8 @@
-"""Per-connector token buckets (per ingest instance). Time is passed in."""
+"""Per-connector token buckets (in each ingest instance). Time is passed in.
+
+Each of N live ingest instances gives a connector rate / N (N from ``peers``), so the
+connector's ``rate_limit_per_s`` holds across instances when its traffic is spread
+over them (a load balancer's round robin)."""
 
 from __future__ import annotations
 

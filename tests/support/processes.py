@@ -50,11 +50,12 @@ class ProcessSystem:
     def url(self, name: str) -> str:
         return f"http://127.0.0.1:{self.ports[name]}"
 
-    def start(
+    def spawn(
         self, name: str, *, port: int | None = None, module: str | None = None
     ) -> embedded.Proc:
-        """Start one copy of a service (another copy needs its own ``port``); ``module``
-        runs another entry point in its place (e.g. one with a fault injected)."""
+        """Start one copy of a service without waiting for it (another copy needs its own
+        ``port``); ``module`` runs another entry point in its place (e.g. one with a fault
+        injected)."""
         env = dict(self.env)
         port = port or self.ports[name]
         env[PORT_ENV[name]] = str(port)
@@ -66,14 +67,37 @@ class ProcessSystem:
             f"http://127.0.0.1:{port}",
             env,
         )
-        embedded.wait_until(partial(_ready, proc.url + "/readyz"), 60, name, proc)
         self.procs.setdefault(name, []).append(proc)
         return proc
 
-    def start_all(self) -> ProcessSystem:
-        for name in ("config", "ingest", "mapper", "executor"):
-            self.start(name)
+    def start(
+        self, name: str, *, port: int | None = None, module: str | None = None
+    ) -> embedded.Proc:
+        """Start one copy of a service and wait until it is ready (see ``spawn``)."""
+        proc = self.spawn(name, port=port, module=module)
+        embedded.wait_until(partial(_ready, proc.url + "/readyz"), 60, name, proc)
+        return proc
+
+    def start_all(self, copies: int = 1) -> ProcessSystem:
+        """Every service, ``copies`` of each (the first on its port in ``ports``, the others
+        on free ports): the config copies one after the other (the first provisions the
+        streams and buckets: on a NATS cluster, two creating the same stream at once can
+        leave one without an answer until its timeout), then the others side by side."""
+        groups = [("config",)] * copies + [("ingest", "mapper", "executor")]
+        for group in groups:
+            per_name = 1 if group == ("config",) else copies
+            started = [
+                self.spawn(name, port=None if not self.procs.get(name) else embedded.free_port())
+                for name in group
+                for _ in range(per_name)
+            ]
+            for proc in started:
+                embedded.wait_until(partial(_ready, proc.url + "/readyz"), 60, proc.name, proc)
         return self
+
+    def urls(self, name: str) -> list[str]:
+        """The base URL of each running copy of a service."""
+        return [proc.url for proc in self.procs.get(name, [])]
 
     def kill(self, name: str) -> None:
         """SIGKILL: no cleanup, no ack, no drain — a crash."""

@@ -52,8 +52,11 @@ async def connect(settings: Settings, name: str) -> Client:
     async def on_reconnect() -> None:
         log.info("nats.reconnected")
 
+    # NATS_URL may list several servers of a cluster (comma-separated): all are tried,
+    # and the client also learns the cluster's other servers from the one it reaches.
+    servers = [url.strip() for url in settings.nats_url.split(",") if url.strip()]
     return await nats.connect(
-        settings.nats_url,
+        servers=servers or settings.nats_url,
         name=name,
         max_reconnect_attempts=-1,  # keep trying forever: a broker restart is not fatal
         reconnect_time_wait=0.5,
