@@ -47,7 +47,7 @@ def _hash(field: str, keys: tuple[str, ...], value: str) -> str:
     return base64.urlsafe_b64encode(digest).decode()
 
 
-def _text(value: Any) -> str | None:
+def text(value: Any) -> str | None:
     """A scalar as search text; None for a container."""
     if isinstance(value, str):
         return value
@@ -70,9 +70,9 @@ def _leaves(value: Any) -> Iterator[tuple[tuple[str, ...], str]]:
         elif isinstance(node, list):
             queue.extend((keys, v) for v in node)
         else:
-            text = _text(node)
-            if text is not None:
-                yield keys, text
+            spelled = text(node)
+            if spelled is not None:
+                yield keys, spelled
 
 
 def event_terms(
@@ -115,13 +115,17 @@ def condition(name: str, value: str) -> list[str]:
         parts = paths.parse(rest)
     except paths.PathError as exc:
         raise SearchError(f"{name!r}: {exc}") from None
-    keys = tuple(str(p) for p in parts if isinstance(p, str))
+    return condition_at(field, tuple(str(p) for p in parts if isinstance(p, str)), value)
+
+
+def condition_at(field: str, keys: tuple[str, ...], value: str) -> list[str]:
+    """The terms of ``value`` at ``keys`` (no list positions) of ``field``."""
     if field == "headers":
         keys = tuple(k.lower() for k in keys)
     alternatives = {value}
     if _NUMBER.fullmatch(value):
         number: int | float = float(value) if any(c in value for c in ".eE") else int(value)
-        canonical = _text(number)
+        canonical = text(number)
         if canonical is not None:
             alternatives.add(canonical)
     return sorted(_hash(field, keys, v) for v in alternatives)

@@ -20,6 +20,7 @@ from libs.infra.nats import subjects
 from libs.infra.settings import Settings, ensure_admin_token
 from libs.runtime import worker
 from services.config import (
+    bulk_replay,
     connectors_api,
     console,
     contacts_api,
@@ -103,6 +104,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         async with contextlib.AsyncExitStack() as running:
             if "api" in roles:
                 await running.enter_async_context(pausing.releasing(app, ctx, app[METRICS]))
+                await running.enter_async_context(bulk_replay.replaying(app, ctx, app[METRICS]))
             if "projector" in roles:
                 await running.enter_async_context(_projecting(ctx, app[METRICS]))
             yield
@@ -157,6 +159,7 @@ def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.
             connectors_api,
             pausing,
             events_api,
+            bulk_replay,
             structure_api,
             crm_api,
             contacts_api,

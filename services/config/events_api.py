@@ -36,6 +36,7 @@ def _summary(doc: dict[str, Any]) -> dict[str, Any]:
         "connector_version": doc.get("connector_version"),
         "error": doc.get("error"),
         "reason": doc.get("reason") or None,
+        "replay_of": doc.get("replay_of"),
     }
 
 
@@ -64,7 +65,6 @@ def detail(doc: dict[str, Any]) -> models.EventDetail:
         drift=doc.get("drift"),
         execution=doc.get("execution") or [],
         attempts=doc.get("attempts"),
-        replay_of=doc.get("replay_of"),
         outcome_at=_iso(doc.get("outcome_at")),
         http_status=doc.get("http_status"),
         note=doc.get("note"),
@@ -77,11 +77,12 @@ def detail(doc: dict[str, Any]) -> models.EventDetail:
 MAX_CONDITIONS = 10
 
 
-def _time(raw: str, name: str) -> datetime:
+def query_time(raw: str, name: str, status: int = 400) -> datetime:
+    """An ISO 8601 time of a query (or, ``status`` 422, of a body), in UTC."""
     try:
         at = datetime.fromisoformat(raw.strip().replace(" ", "+").replace("Z", "+00:00"))
     except (ValueError, OverflowError):
-        raise ApiError(400, f"invalid_{name}", f"{name} must be an ISO 8601 time") from None
+        raise ApiError(status, f"invalid_{name}", f"{name} must be an ISO 8601 time") from None
     if at.tzinfo is None:
         return at.replace(tzinfo=UTC)
     try:
@@ -142,14 +143,14 @@ async def list_events(request: web.Request, query: models.EventQuery) -> models.
     start: log_search.Cursor | None = None
     after = None
     if query.received_after is not msgspec.UNSET:
-        after = _time(query.received_after, "received_after")
+        after = query_time(query.received_after, "received_after")
     before = None
     if query.received_before is not msgspec.UNSET:
-        before = _time(query.received_before, "received_before")
+        before = query_time(query.received_before, "received_before")
     if query.before is not msgspec.UNSET:
         # An ISO time, or the opaque cursor "<time>,<event id>" of a previous page.
         raw, _, before_id = query.before.partition(",")
-        at = _time(raw, "before")
+        at = query_time(raw, "before")
         if before_id:
             start = (at, before_id)
         else:

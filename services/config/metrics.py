@@ -29,3 +29,6 @@ class ConfigMetrics(BaseMetrics):
         self.released = self.counter(
             "released_events", "Held events put back on resume, by connector.", ["connector"]
         )
+        self.bulk_replayed = self.counter(
+            "bulk_replayed_events", "Events published by bulk replays, by connector.", ["connector"]
+        )

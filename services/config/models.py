@@ -260,6 +260,9 @@ class EventSummary(Struct, kw_only=True):
             description="A rejected request's reason code (bad_signature, …) or a handshake's kind."
         ),
     ] = None
+    replay_of: Annotated[
+        str | None, Meta(description="The event this one replays (a replay's original).")
+    ] = None
 
 
 class EventList(Struct, kw_only=True):
@@ -299,7 +302,6 @@ class EventDetail(EventSummary, kw_only=True):
         list[dict[str, Any]], Meta(description="One StepLog per step that ran or was skipped.")
     ]
     attempts: int | None
-    replay_of: str | None
     outcome_at: Time | None
     http_status: Annotated[
         int | None, Meta(description="What a rejected request or a handshake was answered.")
@@ -334,6 +336,69 @@ class ReplayAccepted(Struct, kw_only=True):
     event_id: str
     replay_of: str
     version: int
+
+
+Values = Annotated[
+    dict[str, Any] | UnsetType,
+    Meta(
+        description='Values to match, nested as in the payload (`{"order": {"id": 5}}`); '
+        "a list is any of its values; compared as text, as the log's search does."
+    ),
+]
+
+
+class BulkReplay(Struct, kw_only=True, forbid_unknown_fields=True):
+    """Which logged events to run again; `plan` only counts them."""
+
+    status: Annotated[
+        Literal["failed", "dead_lettered", "any"],
+        _extra("Events with this verdict (any: every event).", code="invalid_status"),
+    ] = "failed"
+    received_after: Annotated[
+        str | UnsetType, Meta(description="An ISO 8601 time: events received since.")
+    ] = UNSET
+    received_before: Annotated[
+        str | UnsetType, Meta(description="An ISO 8601 time: events received before.")
+    ] = UNSET
+    body: Values = UNSET
+    headers: Values = UNSET
+    custom_variables: Values = UNSET
+    version: OptionalVersion = UNSET
+    plan: Annotated[bool, Meta(description="Only count the events it would replay.")] = False
+
+
+class BulkReplayPlan(Struct, kw_only=True):
+    matched: int
+
+
+class BulkReplayAccepted(Struct, kw_only=True):
+    """The job's id (for its progress) and how many events it selected."""
+
+    id: str
+    matched: int
+
+
+class BulkReplayJob(Struct, kw_only=True):
+    """A bulk replay: `done` of `matched` events replayed so far."""
+
+    id: str
+    connector_id: str
+    state: Literal["running", "done", "cancelled"]
+    matched: int
+    done: int
+    skipped: Annotated[
+        int, Meta(description="Matched events that could not run again (e.g. no longer parse).")
+    ]
+    version: int
+    rate_per_s: float
+    selection: Annotated[dict[str, Any], Meta(description="The request's selection, as sent.")]
+    created_at: Time
+    finished_at: Time | None = None
+    error: str | None = None
+
+
+class BulkReplayList(Struct, kw_only=True):
+    items: list[BulkReplayJob]
 
 
 class DryRun(Struct, kw_only=True):

@@ -47,7 +47,7 @@ def test_every_scalar_of_a_body_is_found_at_its_path(body: dict[str, Any]) -> No
     for keys, value in _leaf_paths(body):
         if isinstance(value, float) or any(not k or not k.isidentifier() for k in keys):
             continue  # floats: spelled canonically below; odd keys: not a dotted path
-        text = search._text(value)
+        text = search.text(value)
         assert text is not None
         name = "body." + ".".join(keys)
         assert set(search.condition(name, text)) & set(terms), (name, text)

@@ -15,7 +15,7 @@ integers or keys (see that module).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
@@ -48,6 +48,7 @@ SUMMARY_FIELDS = (
     "connector_version",
     "error",
     "reason",
+    "replay_of",
     "terms",
 )
 # Fields of a log entry that come from the received event and never change.
@@ -107,6 +108,7 @@ class Store:
         self.agents = self.db["agents"]
         self.attributes = self.db["attributes"]
         self.step_runs = self.db["step_runs"]
+        self.bulk_replays = self.db["bulk_replays"]
 
     async def ping(self) -> bool:
         try:
@@ -134,6 +136,12 @@ class Store:
         await self.contacts.create_index([("email", ASCENDING), ("created_at", ASCENDING)])
         # The executor reads a redelivered batch's done steps by event id.
         await self.step_runs.create_index("event_id")
+        await self.bulk_replays.create_index([("state", ASCENDING), ("lease_until", ASCENDING)])
+        await self.bulk_replays.create_index(
+            [("connector_id", ASCENDING), ("created_at", DESCENDING)]
+        )
+        # A finished job is kept as long as the log it replayed.
+        await self.bulk_replays.create_index("expire_at", expireAfterSeconds=0)
 
     # ------------------------------------------------------------ connectors
 
@@ -366,6 +374,43 @@ class Store:
         await self.stats.replace_one(
             {"_id": connector_id}, {**dict.fromkeys(STAT_FIELDS, 0), "since": now}, upsert=True
         )
+
+    # ------------------------------------------------------------ bulk replays
+
+    async def list_bulk_replays(self, connector_id: str, limit: int) -> list[Doc]:
+        found = self.bulk_replays.find({"connector_id": connector_id})
+        return await found.sort("created_at", DESCENDING).limit(limit).to_list(None)
+
+    async def claim_bulk_replay(self, owner: str, now: datetime, lease_s: float) -> Doc | None:
+        """A running job nobody holds (or whose holder's lease ran out), now ``owner``'s."""
+        return await self.bulk_replays.find_one_and_update(
+            {"state": "running", "lease_until": {"$lt": now}},
+            {"$set": {"lease_owner": owner, "lease_until": now + timedelta(seconds=lease_s)}},
+            return_document=ReturnDocument.AFTER,
+        )
+
+    async def advance_bulk_replay(
+        self, job_id: str, owner: str, fields: Mapping[str, Any], *, running: bool = True
+    ) -> bool:
+        """Record a job's progress while ``owner`` still holds it (and, with ``running``,
+        it was not cancelled); False when it was cancelled or taken over."""
+        query: Doc = {"_id": job_id, "lease_owner": owner}
+        if running:
+            query["state"] = "running"
+        result = await self.bulk_replays.update_one(query, {"$set": dict(fields)})
+        return result.matched_count == 1
+
+    async def cancel_bulk_replay(self, job_id: str, now: datetime) -> Doc | None:
+        """Cancel a running job; the job as it is then (None: no such job).  A job no
+        replica holds is finished at once; a held one when its holder notices (within
+        a second), which then records its last count."""
+        cancel = {"state": "cancelled", "cancelled_at": now}
+        await self.bulk_replays.update_one(
+            {"_id": job_id, "state": "running", "lease_until": {"$lt": now}},
+            {"$set": cancel | {"finished_at": now}},
+        )
+        await self.bulk_replays.update_one({"_id": job_id, "state": "running"}, {"$set": cancel})
+        return await self.bulk_replays.find_one({"_id": job_id})
 
     # ------------------------------------------------------------ generic CRM rows
 
