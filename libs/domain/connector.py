@@ -24,6 +24,7 @@ from typing import Annotated, Any, ClassVar, Literal, NamedTuple
 
 import msgspec
 
+from libs.domain.alerts import AlertConfig
 from libs.domain.handshakes import Handshake
 from libs.domain.verification import Verification
 
@@ -238,6 +239,7 @@ class ConnectorConfig(msgspec.Struct, forbid_unknown_fields=True):
     # Days the event log keeps this connector's entries (HOOKLINE_LOG_RETENTION_DAYS
     # when unset); applies to entries received after the change.
     retention_days: Annotated[float, msgspec.Meta(gt=0, le=3650)] | None = None
+    alerts: AlertConfig | None = None  # notify the operator of failures (F14)
 
 
 class ConnectorSnapshot(msgspec.Struct, kw_only=True):

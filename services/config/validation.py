@@ -146,6 +146,8 @@ def _channels(config: ConnectorConfig, known: Known, problems: list[Problem]) ->
         channel = getattr(step, "channel", None)
         if isinstance(channel, str) and channel:
             used.append((f"{here}.channel", channel))
+    if config.alerts is not None:
+        used.append(("$.alerts.channel", config.alerts.channel))
     for where, channel_id in used:
         if channel_id not in known.channels:
             problems.append((where, f"unknown channel id {channel_id!r}"))

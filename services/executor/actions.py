@@ -118,7 +118,7 @@ class LiveActions:
             if channel.base_url and not url.lower().startswith(("http://", "https://")):
                 url = channel.base_url.rstrip("/") + "/" + url.lstrip("/")
             if channel.base_url:
-                _on_origin(url, channel.base_url, channel.id)
+                on_origin(url, channel.base_url, channel.id)
             headers = {**channel.headers, **headers}
             allow_private = channel.allow_private
         # The same key on every delivery of this event's step, so a receiver can drop the
@@ -152,7 +152,7 @@ async def refuse_private_host(host: str, port: int) -> str:
     return str(infos[0][4][0])
 
 
-def _on_origin(url: str, base_url: str, channel_id: str) -> None:
+def on_origin(url: str, base_url: str, channel_id: str) -> None:
     """A channel's headers (its credentials) go to the channel's origin only: the same
     scheme, host and port, and a path under the base URL's (after ``..`` is resolved),
     whatever URL a template made of a webhook's values."""

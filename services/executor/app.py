@@ -32,6 +32,7 @@ from services.executor.actions import LiveActions
 from services.executor.adapters import journal
 from services.executor.adapters.http import HttpClient
 from services.executor.adapters.whatsapp import WhatsAppClient
+from services.executor.alerts import Alerts
 from services.executor.core import engine
 from services.executor.errors import BusyError
 from services.executor.metrics import ExecutorMetrics
@@ -48,8 +49,10 @@ class Executor:
         store: hmongo.Store,
         registry: Registry,
         actions: engine.Actions,
+        alerts: Alerts | None = None,
     ) -> None:
         self.settings = settings
+        self.alerts = alerts
         self.metrics = metrics
         self.publisher = publisher
         self.store = store
@@ -205,6 +208,28 @@ class Executor:
             events.encode(logged),
             msg_id=f"log:{event.event_id}",
         )
+        await self._alert(event, outcome, dead_lettered)
+
+    async def _alert(
+        self, event: events.EventMapped, outcome: engine.Outcome, dead_lettered: bool
+    ) -> None:
+        """Count the verdict for the connector's alerts, if it has any (current config)."""
+        snap = self.registry.by_id(event.connector_id)
+        if self.alerts is None or snap is None or snap.config.alerts is None:
+            return
+        try:
+            await self.alerts.observe(
+                snap.config.alerts,
+                connector_id=snap.id,
+                connector_name=snap.name,
+                event_id=event.event_id,
+                status=outcome.status,
+                error=outcome.error,
+                dead_lettered=dead_lettered,
+                now=events.utcnow(),
+            )
+        except Exception as exc:  # an alert never holds up (or fails) the event itself
+            hlog.get().warning("executor.alert_count_failed", error=repr(exc)[:300])
 
     async def _dead_letter(self, event: events.EventMapped, outcome: engine.Outcome) -> None:
         self.metrics.dead_lettered.labels(self.metrics.connector(event.connector_id)).inc()
@@ -300,7 +325,10 @@ def create_app(settings: Settings, metrics: ExecutorMetrics | None = None) -> we
         await http.start()
         await whatsapp.start()
         actions = LiveActions(http, whatsapp, bb.channels, Contacts(bb.store), bb.store)
-        executor = Executor(settings, metrics, bb.publisher, bb.store, bb.registry, actions)
+        alerting = Alerts(bb.store, bb.channels, http, metrics)
+        executor = Executor(
+            settings, metrics, bb.publisher, bb.store, bb.registry, actions, alerting
+        )
         dry_runs = await serve_dry_runs(bb.nc, executor, settings.prefix)
         try:
             async with worker.consuming(
@@ -314,6 +342,7 @@ def create_app(settings: Settings, metrics: ExecutorMetrics | None = None) -> we
                 yield executor
                 await dry_runs.unsubscribe()
         finally:
+            await alerting.close()
             await http.close()
             await whatsapp.close()
 

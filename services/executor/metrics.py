@@ -23,6 +23,11 @@ class ExecutorMetrics(WorkerMetrics):
             "Events sent to the dead-letter subject after the last attempt.",
             ["connector"],
         )
+        self.alerts = self.counter(
+            "alerts",
+            "Notifications to the operator (F14), by reason and outcome (sent, failed).",
+            ["reason", "outcome"],
+        )
         self.connector.on_admit.append(self._zero)
 
     def _zero(self, connector: str) -> None:

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import pytest
 
-from services.executor.actions import _on_origin
+from services.executor.actions import on_origin
 from services.executor.errors import PermanentError
 
 BASE = "https://crm.example.com/api"
@@ -23,7 +23,7 @@ BASE = "https://crm.example.com/api"
     ],
 )
 def test_urls_on_the_channel_origin_pass(url: str) -> None:
-    _on_origin(url, BASE, "crm")
+    on_origin(url, BASE, "crm")
 
 
 @pytest.mark.parametrize(
@@ -41,7 +41,7 @@ def test_urls_on_the_channel_origin_pass(url: str) -> None:
 )
 def test_urls_elsewhere_are_refused(url: str) -> None:
     with pytest.raises(PermanentError) as caught:
-        _on_origin(url, BASE, "crm")
+        on_origin(url, BASE, "crm")
     assert "outside channel 'crm'" in caught.value.message
 
 

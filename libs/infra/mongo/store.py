@@ -109,6 +109,7 @@ class Store:
         self.attributes = self.db["attributes"]
         self.step_runs = self.db["step_runs"]
         self.bulk_replays = self.db["bulk_replays"]
+        self.alert_windows = self.db["alert_windows"]
 
     async def ping(self) -> bool:
         try:
@@ -142,6 +143,7 @@ class Store:
         )
         # A finished job is kept as long as the log it replayed.
         await self.bulk_replays.create_index("expire_at", expireAfterSeconds=0)
+        await self.alert_windows.create_index("expire_at", expireAfterSeconds=0)
 
     # ------------------------------------------------------------ connectors
 
@@ -411,6 +413,37 @@ class Store:
         )
         await self.bulk_replays.update_one({"_id": job_id, "state": "running"}, {"$set": cancel})
         return await self.bulk_replays.find_one({"_id": job_id})
+
+    # ------------------------------------------------------------ alert windows
+
+    async def count_alert_window(
+        self,
+        window_id: str,
+        counts: Mapping[str, int],
+        last: Mapping[str, Any],
+        expire_at: datetime,
+    ) -> Doc:
+        """Add one verdict to a window's counts (atomically: replicas share it); the
+        window after the change."""
+        window: Doc | None = await self.alert_windows.find_one_and_update(
+            {"_id": window_id},
+            {"$inc": dict(counts), "$set": dict(last), "$setOnInsert": {"expire_at": expire_at}},
+            upsert=True,
+            return_document=ReturnDocument.AFTER,
+        )
+        assert window is not None  # upserted
+        return window
+
+    async def claim_alert(self, window_id: str, reason: str, now: datetime) -> bool:
+        """Whether this caller is the one to notify for the window (at most one is)."""
+        result = await self.alert_windows.update_one(
+            {"_id": window_id, "alerted": None}, {"$set": {"alerted": reason, "alerted_at": now}}
+        )
+        return result.modified_count == 1
+
+    async def unclaim_alert(self, window_id: str) -> None:
+        """The notification failed: the window's next verdict tries again."""
+        await self.alert_windows.update_one({"_id": window_id}, {"$set": {"alerted": None}})
 
     # ------------------------------------------------------------ generic CRM rows
 
