@@ -318,7 +318,9 @@ async def _seed(api: Api, system: InProcessSystem) -> dict[str, dict[str, Any]]:
         )
     )
     await api.call("GET", "/api/v1/contacts/contact-1", expect=200)
+    job = await api.call("POST", path + "/bulk-replay", {"status": "any"}, expect=202)
     return {
+        "/api/v1/bulk-replays": {"id": job["id"]},
         "/api/v1/connectors": {"id": connector["id"], "event_id": items[0]["event_id"], "n": 1},
         "/api/v1/channels": {"id": "hooks"},
         "/api/v1/attributes": {"name": "city"},
