@@ -32,7 +32,9 @@ async def known_for(ctx: Context, connector_id: str | None) -> Known:
             learned = structure.from_document(doc)
             known.fields = {f.path for f in learned.fields}
             known.sample = learned.sample
-    known.channels = {d["_id"] for d in await ctx.store.find("channels", {}, limit=10000)}
+    channels = await ctx.store.find("channels", {}, limit=10000)
+    known.channels = {d["_id"] for d in channels}
+    known.channel_types = {d["_id"]: str(d.get("type", "")) for d in channels}
     known.subscriber = {
         str(d.get("name", d["_id"])) for d in await ctx.store.find("attributes", {}, limit=10000)
     }

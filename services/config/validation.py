@@ -38,6 +38,7 @@ class Known:
     fields: set[str] | None = None  # structure field paths; None: no structure yet
     sample: Any = None
     channels: set[str] | None = None
+    channel_types: dict[str, str] = field(default_factory=dict)  # id -> email, http, …
     subscriber: set[str] | None = None
     formatter_outputs: set[str] = field(default_factory=set)
 
@@ -148,9 +149,20 @@ def _channels(config: ConnectorConfig, known: Known, problems: list[Problem]) ->
             used.append((f"{here}.channel", channel))
     if config.alerts is not None:
         used.append(("$.alerts.channel", config.alerts.channel))
+        _alert_channel(config, known, problems)
     for where, channel_id in used:
         if channel_id not in known.channels:
             problems.append((where, f"unknown channel id {channel_id!r}"))
+
+
+def _alert_channel(config: ConnectorConfig, known: Known, problems: list[Problem]) -> None:
+    """An alert goes by email (with recipients) or HTTP, nothing else."""
+    assert config.alerts is not None
+    kind = known.channel_types.get(config.alerts.channel)
+    if kind is not None and kind not in ("email", "http"):
+        problems.append(("$.alerts.channel", f"a {kind} channel cannot alert: use email or http"))
+    if kind == "email" and not (config.alerts.to or "").strip():
+        problems.append(("$.alerts.to", "an email alert needs recipients"))
 
 
 def _references(

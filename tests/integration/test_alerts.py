@@ -183,3 +183,16 @@ async def test_an_alert_must_name_a_known_channel(system: InProcessSystem, api: 
         expect=422,
     )
     assert "window_s" in str(got)
+    await api.call(
+        "POST",
+        "/api/v1/channels",
+        {"type": "email", "id": "mail", "host": "smtp.example.com", "from_address": "a@b.c"},
+        expect=201,
+    )
+    got = await api.call(
+        "PUT",
+        f"/api/v1/connectors/{connector['id']}",
+        {"version": connector["version"], "config": {"alerts": {"channel": "mail"}}},
+        expect=422,
+    )
+    assert "$.alerts.to" in str(got)
