@@ -1,6 +1,6 @@
-// One connector: its connecting URL (copy, rotate, an example with custom variables), and
-// its settings as tabs (Map Response, Field Mapping, JSON structure, Steps, who may send),
-// with the event log beside them.
+// One connector: Pause / Resume, its connecting URL (copy, rotate, an example with custom
+// variables), and its settings as tabs (Map Response, Field Mapping, JSON structure,
+// Steps, who may send, retention and alerts), with the event log beside them.
 //
 // Every save PUTs the whole configuration ({version, config}) to /api/v1/connectors/{id}:
 // the latest is read first and only this section's keys are replaced, so what another
@@ -684,6 +684,128 @@ function verificationSection(ctx) {
   return root;
 }
 
+// ------------------------------------------------------------------ 8: retention and alerts
+
+const ALERT_CHANNEL_TYPES = new Set(["email", "http"]);
+
+// A number input's value as a number; what it holds otherwise (the API says what is wrong).
+function numberOf(el) { const v = el.value.trim(); const n = Number(v); return v !== "" && Number.isFinite(n) ? n : v; }
+
+function operationsSection(ctx) {
+  const root = h("div", { class: "section", id: "operations-section" });
+  function build(config) {
+    const a = config.alerts || {};
+    const retention = input("retention-days", config.retention_days, { type: "number", min: 0, max: 3650, step: "any", inputmode: "decimal", placeholder: "30" });
+    const usable = ctx.channels.filter((c) => ALERT_CHANNEL_TYPES.has(c.type));
+    const options = [["", "— no alerts —"], ...usable.map((c) => [c.id, `${c.name || c.id} (${c.type}, ${c.id})`])];
+    if (a.channel && !usable.some((c) => c.id === a.channel)) options.push([a.channel, `${a.channel} (unknown or not an email/HTTP channel)`]);
+    const channel = select("alerts-channel", options, a.channel);
+    const to = input("alerts-to", a.to, { type: "text", placeholder: "ops@example.com" });
+    const path = input("alerts-path", a.path, { placeholder: "/hooks/alerts" });
+    const onDead = h("input", { id: "alerts-on-dead-letter", name: "alerts-on-dead-letter", type: "checkbox", checked: a.on_dead_letter ?? true });
+    const ratio = input("alerts-failure-ratio", a.failure_ratio, { type: "number", min: 0, max: 1, step: "any", inputmode: "decimal", placeholder: "0.5" });
+    const minEvents = input("alerts-min-events", a.min_events ?? 10, { type: "number", min: 1, max: 1000000, step: 1, inputmode: "numeric" });
+    const windowS = input("alerts-window", a.window_s ?? 300, { type: "number", min: 10, max: 604800, step: "any", inputmode: "numeric" });
+    const toField = labelled("Send to", to, { path: "$.alerts.to", help: "an email channel's recipients, comma-separated" });
+    const pathField = labelled("Path", path, { path: "$.alerts.path", help: "an HTTP channel: posted to its base URL + this path" });
+    const details = h("div", { id: "alerts-details" },
+      h("div", { class: "row fields" }, toField, pathField),
+      h("div", { class: "field check" }, h("span", { class: "at-path", "data-path": "$.alerts.on_dead_letter" }, onDead),
+        h("label", { for: onDead.id }, "When an event is dead-lettered")),
+      h("div", { class: "row fields" },
+        labelled("Failure ratio", ratio, { path: "$.alerts.failure_ratio", help: "0 to 1 (0.5: half the events of a window failed); empty: off" }),
+        labelled("At least (events)", minEvents, { path: "$.alerts.min_events", help: "in the window, before the ratio counts" }),
+        labelled("Window (seconds)", windowS, { path: "$.alerts.window_s", help: "10 to 604800; at most one alert per window" })));
+    const typeOf = () => (ctx.channels.find((c) => c.id === channel.value) || {}).type;
+    function refresh() {
+      const type = typeOf();
+      details.hidden = !channel.value;
+      toField.hidden = type !== undefined && type !== "email";
+      pathField.hidden = type !== undefined && type !== "http";
+    }
+    channel.addEventListener("change", refresh);
+    refresh();
+
+    async function save() {
+      const retention_days = retention.value.trim() === "" ? null : numberOf(retention);
+      let alerts = null;
+      if (channel.value) {
+        const type = typeOf();
+        alerts = { channel: channel.value, on_dead_letter: onDead.checked,
+          failure_ratio: ratio.value.trim() === "" ? null : numberOf(ratio),
+          min_events: minEvents.value.trim() === "" ? 10 : numberOf(minEvents),
+          window_s: windowS.value.trim() === "" ? 300 : numberOf(windowS) };
+        if (type !== "http") alerts.to = orNull(to);
+        if (type !== "email") alerts.path = path.value.trim();
+        if (type === "email" && !alerts.to) {
+          problemsAt(root, [{ path: "$.alerts.to", message: "an email alert needs who it goes to" }]);
+          return;
+        }
+      }
+      const saved = await saveConfig(ctx, root, ["retention_days", "alerts"], { retention_days, alerts });
+      if (saved) { build(saved.config); document.getElementById("retention-days")?.focus(); }
+    }
+
+    root.replaceChildren(
+      h("fieldset", {}, h("legend", {}, "Log retention"),
+        labelled("Keep the log (days)", retention, { path: "$.retention_days",
+          help: "More than 0, at most 3650. Empty: the deployment's default (HOOKLINE_LOG_RETENTION_DAYS, 30 days unless set). Applies to events received after the change." })),
+      h("fieldset", { "data-path": "$.alerts" }, h("legend", {}, "Alerts to the operator"),
+        h("p", { class: "muted" }, "Notify through an email or HTTP channel when, within a window, an event is dead-lettered or the share of failed events reaches the ratio."),
+        labelled("Channel", channel, { path: "$.alerts.channel",
+          help: usable.length ? null : "No email or HTTP channel yet: add one on the Channels page." }),
+        details),
+      h("div", { class: "row actions" }, saveButton("save-operations", "Save", save)));
+  }
+  build(ctx.connector.config);
+  return root;
+}
+
+// ------------------------------------------------------------------ pause / resume
+
+function pauseSection(ctx) {
+  // The badge is in the h1 only while paused (the page's title is the h1's text).
+  const badge = h("span", { id: "paused-slot" });
+  const note = h("p", { id: "pause-note" });
+  const button = h("button", { type: "button", id: "pause-toggle", class: "shrink" });
+  const node = h("section", { class: "card row", id: "pause-section", "aria-label": "Pause or resume", "aria-live": "polite" }, note, button);
+  let held = null;
+  function draw() {
+    const paused = Boolean(ctx.connector.paused);
+    badge.replaceChildren(...(paused ? [h("span", { id: "paused-badge", class: "badge paused" }, "Paused")] : []));
+    button.textContent = paused ? "Resume" : "Pause";
+    button.className = paused ? "shrink" : "secondary shrink";
+    button.setAttribute("aria-describedby", "pause-note");
+    note.replaceChildren(...(paused
+      ? [h("strong", {}, "Paused: "), "events are still stored and answered (2xx), and mapped; their steps wait until you resume, then run in arrival order.",
+          held === null ? "" : ` ${held} ${held === 1 ? "event is" : "events are"} held.`]
+      : [h("strong", {}, "Running: "), "each event's steps run as it arrives. Pause to hold them (during a downstream outage, say) without losing any."]));
+  }
+  async function poll() {
+    if (!ctx.connector.paused) return;
+    const stats = await api.get(`/connectors/${ctx.id}/stats`);
+    held = stats.held;
+    draw();
+  }
+  button.addEventListener("click", async () => {
+    const action = ctx.connector.paused ? "resume" : "pause";
+    button.disabled = true;
+    try {
+      const updated = await api.post(`/connectors/${ctx.id}/${action}`);
+      // Only `paused`: the version the page loaded stays the base of its saves.
+      ctx.connector = { ...ctx.connector, paused: updated.paused };
+      held = null;
+      draw();
+      toast(updated.paused ? "Paused: events are stored and answered; their steps wait" : "Resumed: the held events run now, in arrival order");
+      await poll();
+    } catch (err) { toast(err.message, true); } finally { button.disabled = false; }
+  });
+  draw();
+  poll().catch(() => {});
+  timers.push(setInterval(() => poll().catch(() => {}), POLL_MS));
+  return { badge, node };
+}
+
 // ------------------------------------------------------------------ the page
 
 export async function render(view, connectorId) {
@@ -711,13 +833,16 @@ async function fill(page, ctx) {
     { id: "structure", label: "JSON structure", render: once(() => structureSection(ctx)) },
     { id: "steps", label: "Steps", render: once(() => stepsSection(ctx)) },
     { id: "verification", label: "Verification", render: once(() => verificationSection(ctx)) },
+    { id: "operations", label: "Retention and alerts", render: once(() => operationsSection(ctx)) },
   ], open && !open.id.startsWith("tab-structure-") ? open.id.slice(4) : undefined);
+  const pause = pauseSection(ctx);
   page.replaceChildren(
     h("p", {}, h("a", { href: "#/connectors" }, "← Connectors")),
-    h("h1", {}, c.name),
+    h("h1", {}, c.name, pause.badge),
     h("p", {}, h("a", { href: `#/connectors/${c.id}/stats`, id: "link-stats" }, "Stats"), " · ",
       h("a", { href: `#/connectors/${c.id}/versions`, id: "link-versions" }, "Versions"),
       h("span", { class: "muted", id: "connector-version" }, ` · version ${c.version}, saved ${fmtTime(c.updated_at)}`)),
+    pause.node,
     h("div", { class: "split" },
       h("div", {}, urlSection(ctx),
         h("section", { class: "card", "aria-labelledby": "settings-title" }, h("h2", { id: "settings-title" }, "Settings"),

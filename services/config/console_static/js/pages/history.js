@@ -26,11 +26,26 @@ async function statsPage(connector) {
   const since = h("span", { id: "stats-since" });
   const grid = h("div", { class: "stats", id: "stats", "aria-live": "polite" },
     COUNTERS.map(([key, label]) => h("div", { dataset: { stat: key } }, cells.get(key), label)));
+  // Now, not since a reset: whether the steps wait, and how many events wait for them.
+  const held = h("strong", { dataset: { value: "held" } }, "…");
+  const state = h("p", { id: "stats-state" });
+  const now = h("div", { class: "stats", id: "stats-now", "aria-live": "polite" },
+    h("div", { dataset: { stat: "held" } }, held, "Held (waiting for Resume)"));
 
   function show(stats) {
     for (const [key] of COUNTERS) {
       const text = String(stats[key] ?? 0);
       if (cells.get(key).textContent !== text) cells.get(key).textContent = text;
+    }
+    const heldText = String(stats.held ?? 0);
+    if (held.textContent !== heldText) held.textContent = heldText;
+    const key = `${Boolean(stats.paused)}:${heldText}`;
+    if (state.dataset.key !== key) {
+      state.dataset.key = key;
+      state.replaceChildren(...(stats.paused
+        ? [h("span", { class: "badge paused" }, "Paused"), " Events are still stored and answered; their steps wait until the connector is resumed (on ",
+            h("a", { href: `#/connectors/${id}` }, "its page"), ")."]
+        : [h("span", { class: "badge succeeded" }, "Running"), stats.held ? " Resumed: the held events are being run, in arrival order." : " Steps run as events arrive."]));
     }
     if (since.dataset.iso !== stats.since) {
       since.dataset.iso = stats.since;
@@ -60,6 +75,8 @@ async function statsPage(connector) {
       h("div", { class: "row stats-foot" },
         h("p", { class: "muted" }, "Counting since ", since, " (creation or the last reset)."),
         reset)),
+    h("section", { class: "card", "aria-labelledby": "stats-now-title" },
+      h("h2", { id: "stats-now-title" }, "Now"), state, now),
     h("p", { class: "muted" }, "Duplicates are repeated message ids; rejected requests failed verification or an allowed address; handshakes are the senders' URL checks."));
 }
 
