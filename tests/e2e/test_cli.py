@@ -305,3 +305,105 @@ def test_cli_exit_codes(processes: ProcessSystem, tmp_path: Path) -> None:
     refused_conn = closed("connectors", "list", expect=6)
     assert "cannot connect" in refused_conn.stderr
     assert cid in closed("connectors", "list", "--url", processes.url("config")).stdout
+
+
+def test_cli_day2_pause_search_bulk_replay(processes: ProcessSystem) -> None:
+    processes.start_all()
+    hl = Cli(processes.url("config"), processes.settings.admin_token)
+    created = hl.json("connectors", "create", "shop")
+    cid, url = created["id"], created["url"]
+
+    # ------------------------------------------------------------ search by value, time
+    ids = {
+        n: accepted(f"{url}?source=s{n % 2}", {"n": n, "customer": {"region": region}})
+        for n, region in ((1, "eu"), (2, "us"), (3, "eu"))
+    }
+
+    def succeeded() -> set[str]:
+        items = hl.json("events", "list", cid, "--status", "succeeded")["items"]
+        return {e["event_id"] for e in items}
+
+    poll(lambda: set(ids.values()) <= succeeded(), "the three events to succeed")
+
+    def found(*args: str) -> list[str]:
+        return [e["event_id"] for e in hl.json("events", "list", cid, *args)["items"]]
+
+    assert found("--where", "body.customer.region=eu") == [ids[3], ids[1]]
+    assert found("--where", "custom_variables.source=s0") == [ids[2]]
+    assert found("--where", "body.customer.region=eu", "--where", "body.n=3") == [ids[3]]
+    at = {n: hl.json("events", "show", cid, ids[n])["received_at"] for n in ids}
+    assert found("--after", at[2]) == [ids[3], ids[2]]
+    assert found("--before-time", at[2]) == [ids[1]]
+    assert found("--status", "dead_lettered") == []
+    page = hl("events", "list", cid, "--where", "body.customer.region=eu", "--limit", "1")
+    assert page.stdout.splitlines()[1].startswith(ids[3])
+    cursor = page.stderr.split("next page: --before ")[1].strip()
+    rest = hl("events", "list", cid, "--where", "body.customer.region=eu", "--before", cursor)
+    assert [line.split()[0] for line in rest.stdout.splitlines()[1:]] == [ids[1]]
+    assert rest.stderr == ""
+    bad_time = hl("events", "list", cid, "--after", "yesterday", expect=5)
+    assert "received_after must be an ISO 8601 time" in bad_time.stderr
+    hl("events", "list", cid, "--where", "status=failed", expect=2)
+
+    # ------------------------------------------------------------ pause, resume
+    paused = hl("connectors", "pause", cid).stdout
+    assert paused == f"paused shop ({cid}): events are stored and answered; steps wait\n"
+    assert hl.json("connectors", "show", cid)["paused"] is True
+    held: list[str] = []
+
+    def outcome() -> str | None:
+        if hl.json("stats", "show", cid)["held"] >= 1:
+            return "held"
+        return "ran" if held[-1] in succeeded() else None
+
+    # Until the executor has seen the pause an event may still run: send another then.
+    for n in range(10, 15):
+        held.append(accepted(url, {"n": n}))
+        if poll(outcome, "the event to be held or to run") == "held":
+            break
+    else:
+        raise AssertionError("no event was held")
+    assert held[-1] not in succeeded()
+    counters = hl("stats", "show", cid).stdout.split("\n")
+    assert "paused      True" in counters and "held        1" in counters
+    resumed = hl("connectors", "resume", cid).stdout
+    assert resumed == f"resumed shop ({cid}): held events run in arrival order\n"
+    poll(lambda: held[-1] in succeeded(), "the held event to run")
+    assert hl.json("stats", "show", cid)["held"] == 0
+
+    # ------------------------------------------------------------ bulk replay
+    eu = ("--status", "any", "--where", "body.customer.region=eu")
+    assert hl("bulk-replay", "start", cid, *eu, "--plan").stdout == "2 events match\n"
+    either = (*eu, "--where", "body.customer.region=us")
+    assert hl("bulk-replay", "start", cid, *either, "--plan").stdout == "3 events match\n"
+    assert hl("bulk-replay", "start", cid, "--plan").stdout == "0 events match\n"  # failed
+    waited = hl("bulk-replay", "start", cid, *eu, "--wait", "--interval", "0.1").stdout
+    lines = waited.splitlines()
+    assert lines[0].startswith("bulk replay ") and lines[0].endswith(": 2 events, running")
+    job_id = lines[0].split()[2].rstrip(":")
+    assert lines[-1] == "done: 2/2 replayed"
+    shown = hl("bulk-replay", "show", job_id).stdout
+    assert "state      done\n" in shown and "done       2/2\n" in shown
+    assert f"connector  {cid}\n" in shown
+    job = hl.json("bulk-replay", "show", job_id)
+    assert job["selection"]["body"] == {"customer": {"region": "eu"}}
+    assert job["selection"]["status"] == "any"
+    again = hl("bulk-replay", "cancel", job_id).stdout
+    assert again == f"bulk replay {job_id} was already done: 2/2 replayed\n"
+
+    def replayed() -> list[str] | None:
+        items = hl.json("events", "list", cid, "--where", "body.customer.region=eu")["items"]
+        originals = sorted(e["replay_of"] for e in items if e["replay_of"])
+        return originals if len(originals) == 2 else None
+
+    assert poll(replayed, "the two replays in the log") == sorted([ids[1], ids[3]])
+    second = hl.json("bulk-replay", "start", cid, *either, "--version", "1")
+    assert second["matched"] == 5  # the three, and the first job's two replays
+    listing = hl("bulk-replay", "list", cid).stdout.splitlines()
+    assert listing[0].split() == ["ID", "STATE", "DONE", "MATCHED", "CREATED"]
+    assert [line.split()[0] for line in listing[1:]] == [second["id"], job_id]
+    assert listing[2].split()[1:4] == ["done", "2", "2"]
+    cancelled = hl.json("bulk-replay", "cancel", second["id"])
+    assert cancelled["state"] in ("cancelled", "done")  # it may have finished already
+    hl("bulk-replay", "show", "no-such-job", expect=3)
+    hl("bulk-replay", "start", "no-such-connector", expect=3)

@@ -17,10 +17,12 @@ import subprocess
 import sys
 import threading
 import time
+import typing
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 from aiohttp import web
 from hypothesis import given
@@ -29,8 +31,10 @@ from rich.cells import cell_len
 from typer.testing import CliRunner, Result
 
 from libs.infra.http import error
+from services.config import models
 from services.config.cli import app
-from services.config.cli.output import CONTROL, Column, cell, pairs, table
+from services.config.cli.errors import CliError
+from services.config.cli.output import CONTROL, Column, cell, dig, pairs, table
 from services.config.cli.session import Globals, open_session
 from tests.support.fixtures import Running, free_port, serve
 
@@ -60,6 +64,8 @@ class FakeApi:
         self.versions: dict[str, list[dict[str, Any]]] = {}
         self.events: dict[str, list[dict[str, Any]]] = {}  # newest first
         self.stats: dict[str, dict[str, Any]] = {}
+        self.jobs: dict[str, dict[str, Any]] = {}  # bulk replays
+        self.stalled = False  # bulk replays make no progress
 
     # ---------------------------------------------------------------- state
 
@@ -73,6 +79,7 @@ class FakeApi:
             "config": config if config is not None else {},
             "created_at": stamp(0),
             "updated_at": stamp(0),
+            "paused": False,
         }
         self.versions[cid] = [{"version": 1, "saved_at": stamp(0), "config": {}}]
         self.events[cid] = []
@@ -82,7 +89,10 @@ class FakeApi:
             "failed": 0,
             "duplicates": 0,
             "rejected": 0,
+            "handshakes": 0,
             "since": stamp(0),
+            "paused": False,
+            "held": 0,
         }
         return cid
 
@@ -129,6 +139,12 @@ class FakeApi:
         app.router.add_post(base + "/{cid}/events/{eid}/replay", self.replay)
         app.router.add_get(base + "/{cid}/stats", self.show_stats)
         app.router.add_post(base + "/{cid}/stats/reset", self.reset_stats)
+        app.router.add_post(base + "/{cid}/pause", self.pause)
+        app.router.add_post(base + "/{cid}/resume", self.resume)
+        app.router.add_post(base + "/{cid}/bulk-replay", self.bulk_replay)
+        app.router.add_get(base + "/{cid}/bulk-replays", self.list_jobs)
+        app.router.add_get("/api/v1/bulk-replays/{id}", self.show_job)
+        app.router.add_delete("/api/v1/bulk-replays/{id}", self.cancel_job)
         return app
 
     @web.middleware
@@ -138,7 +154,11 @@ class FakeApi:
             {
                 "method": request.method,
                 "path": request.path,
-                "query": dict(request.query),
+                # a parameter given more than once: the list of its values
+                "query": {
+                    k: vs[0] if len(vs := request.query.getall(k)) == 1 else vs
+                    for k in request.query
+                },
                 "body": body,
                 "authorization": request.headers.get("Authorization"),
             }
@@ -211,6 +231,11 @@ class FakeApi:
         q = request.query
         items = [e for e in items if q.get("status") in (None, e["status"])]
         items = [e for e in items if "before" not in q or e["received_at"] < q["before"]]
+        items = [e for e in items if q.get("received_after", "") <= e["received_at"]]
+        items = [e for e in items if e["received_at"] < q.get("received_before", "~")]
+        for name, value in q.items():  # a search by value: body.<dotted keys>=value
+            if name.startswith("body."):
+                items = [e for e in items if str(dig(e["event"], name)) == value]
         limit = int(q.get("limit", 50))
         page = items[:limit]
         cursor = page[-1]["received_at"] if len(items) > limit else None
@@ -238,8 +263,75 @@ class FakeApi:
 
     async def reset_stats(self, request: web.Request) -> web.Response:
         counters = self.stats[self.connector(request)["id"]]
-        counters.update({k: 0 for k in counters if k != "since"}, since=stamp(59))
+        counters.update({k: 0 for k in counters if k not in ("since", "paused")})
+        counters["since"] = stamp(59)
         return self.answer(counters)
+
+    async def pause(self, request: web.Request) -> web.Response:
+        c = self.connector(request)
+        c["paused"] = self.stats[c["id"]]["paused"] = True
+        return self.answer(c)
+
+    async def resume(self, request: web.Request) -> web.Response:
+        c = self.connector(request)
+        c["paused"] = self.stats[c["id"]]["paused"] = False
+        self.stats[c["id"]]["held"] = 0
+        return self.answer(c)
+
+    async def bulk_replay(self, request: web.Request) -> web.Response:
+        c = self.connector(request)
+        # What the CLI sends must be a body the API decodes (unknown fields refused).
+        body = msgspec.convert(request[BODY], models.BulkReplay)
+        wanted = {"any": None, "failed": "failed", "dead_lettered": "dead_lettered"}
+        matched = sum(1 for e in self.events[c["id"]] if wanted[body.status] in (None, e["status"]))
+        if body.plan:
+            return self.answer({"matched": matched})
+        n = len(self.jobs) + 1
+        jid = f"job{n}"
+        self.jobs[jid] = {
+            "id": jid,
+            "connector_id": c["id"],
+            "state": "running",
+            "matched": matched,
+            "done": 0,
+            "skipped": 0,
+            "version": request[BODY].get("version", c["version"]),
+            "rate_per_s": 50.0,
+            "selection": request[BODY],
+            "created_at": stamp(30 + n),
+            "finished_at": None,
+            "error": None,
+        }
+        self.answers.append({"id": jid, "matched": matched})
+        return web.json_response(self.answers[-1], status=202)
+
+    def job(self, request: web.Request) -> dict[str, Any]:
+        if request.match_info["id"] not in self.jobs:
+            raise not_found("no such bulk replay")
+        return self.jobs[request.match_info["id"]]
+
+    def job_answer(self, job: dict[str, Any]) -> web.Response:
+        msgspec.convert(job, models.BulkReplayJob)  # the API's shape
+        return self.answer(job)
+
+    async def show_job(self, request: web.Request) -> web.Response:
+        job = self.job(request)
+        if job["state"] == "running" and not self.stalled:  # one more replayed at each look
+            job["done"] = min(job["done"] + 1, job["matched"])
+            if job["done"] == job["matched"]:
+                job.update(state="done", finished_at=stamp(59))
+        return self.job_answer(job)
+
+    async def cancel_job(self, request: web.Request) -> web.Response:
+        job = self.job(request)
+        if job["state"] == "running":
+            job.update(state="cancelled", finished_at=stamp(58))
+        return self.job_answer(job)
+
+    async def list_jobs(self, request: web.Request) -> web.Response:
+        cid = self.connector(request)["id"]
+        jobs = [j for j in reversed(self.jobs.values()) if j["connector_id"] == cid]
+        return self.answer({"items": jobs})
 
 
 def not_found(message: str) -> web.HTTPException:
@@ -740,6 +832,308 @@ def test_tail_follow_stops_on_an_api_error(
     assert "connector not found (404 not_found)" in "".join(tail.err)
 
 
+# ======================================================== day 2: pause, search, bulk replay
+
+
+def test_pause_and_resume(fake: FakeApi, hl: Hookline) -> None:
+    cid = fake.add_connector("shop")
+    paused = hl("connectors", "pause", cid).stdout
+    assert paused == f"paused shop ({cid}): events are stored and answered; steps wait\n"
+    assert fake.connectors[cid]["paused"] is True
+    assert "paused   True\n" in hl("connectors", "show", cid).stdout
+    fake.stats[cid]["held"] = 3
+    counters = hl("stats", "show", cid).stdout.split("\n")
+    assert "paused      True" in counters and "held        3" in counters
+    resumed = json.loads(hl("connectors", "resume", cid, "--json").stdout)
+    assert resumed == fake.answers[-1] and resumed["paused"] is False
+    assert hl("connectors", "resume", cid).stdout == (
+        f"resumed shop ({cid}): held events run in arrival order\n"
+    )
+    assert "paused      False" in hl("stats", "show", cid).stdout.split("\n")
+    sent = [(r["method"], r["path"], r["body"]) for r in fake.requests if r["method"] == "POST"]
+    base = f"/api/v1/connectors/{cid}"
+    assert sent == [
+        ("POST", base + "/pause", None),
+        ("POST", base + "/resume", None),
+        ("POST", base + "/resume", None),
+    ]
+    hl("connectors", "pause", "nope", expect=3)
+
+
+def test_events_list_searches_by_value_and_time(fake: FakeApi, hl: Hookline) -> None:
+    cid = fake.add_connector("shop")
+    for n, region in enumerate(["eu", "us", "eu", "eu", "us"], 1):
+        fake.add_event(cid, event={"body": {"n": n, "customer": {"region": region}}})
+    listed = hl(
+        "events", "list", cid,
+        "--where", "body.customer.region=eu",
+        "--after", stamp(2),
+        "--before-time", stamp(4),
+    ).stdout.rstrip("\n").split("\n")  # fmt: skip
+    assert [line.split()[0] for line in listed] == ["EVENT", "ev-0003"]
+    assert fake.requests[-1]["query"] == {
+        "limit": "50",
+        "received_after": stamp(2),
+        "received_before": stamp(4),
+        "body.customer.region": "eu",
+    }
+    # every parameter as given: a header's case, list positions, a value with "=", a
+    # name given twice (both must hold, as the API says), the new status
+    hl(
+        "events", "list", cid,
+        "--status", "dead_lettered",
+        "--where", "headers.X-Source=s1",
+        "--where", "body.items[0].sku=a=b",
+        "--where", "custom_variables.tag=x",
+        "--where", "custom_variables.tag=y",
+        "--before", stamp(9),
+    )  # fmt: skip
+    assert fake.requests[-1]["query"] == {
+        "status": "dead_lettered",
+        "limit": "50",
+        "before": stamp(9),
+        "headers.X-Source": "s1",
+        "body.items[0].sku": "a=b",
+        "custom_variables.tag": ["x", "y"],
+    }
+
+
+def test_events_list_says_how_to_get_the_next_page(fake: FakeApi, hl: Hookline) -> None:
+    cid = fake.add_connector("shop")
+    for _ in range(5):
+        fake.add_event(cid)
+    first = hl("events", "list", cid, "--limit", "2")
+    assert [line.split()[0] for line in first.stdout.splitlines()[1:]] == ["ev-0005", "ev-0004"]
+    assert first.stderr == f"next page: --before {stamp(4)}\n"
+    cursor = first.stderr.split("--before ")[1].strip()
+    second = hl("events", "list", cid, "--limit", "2", "--before", cursor)
+    assert [line.split()[0] for line in second.stdout.splitlines()[1:]] == ["ev-0003", "ev-0002"]
+    last = hl("events", "list", cid, "--limit", "2", "--before", stamp(2))
+    assert [line.split()[0] for line in last.stdout.splitlines()[1:]] == ["ev-0001"]
+    assert last.stderr == ""
+    as_json = hl("events", "list", cid, "--limit", "2", "--json")
+    assert json.loads(as_json.stdout)["next_before"] == stamp(4)
+    assert as_json.stderr == ""  # the cursor is in the JSON; nothing else is printed
+
+
+def test_where_nests_as_the_bulk_replay_selection() -> None:
+    from services.config.cli.selection import nested, parse_where
+
+    def of(*texts: str) -> dict[str, Any]:
+        return nested([parse_where(t) for t in texts])
+
+    assert of() == {}
+    assert of("body.customer.region=eu") == {"body": {"customer": {"region": "eu"}}}
+    assert of("headers.X-Source=s1", "custom_variables.v=1") == {
+        "headers": {"x-source": "s1"},  # header names are case-insensitive
+        "custom_variables": {"v": "1"},
+    }
+    assert of("body.a.b=1", "body.a.c=2", "body.d=3") == {
+        "body": {"a": {"b": "1", "c": "2"}, "d": "3"}
+    }
+    # the same path again: any of its values (given once each)
+    assert of("body.tier=0", "body.tier=1", "body.tier=0", "body.tier=2") == {
+        "body": {"tier": ["0", "1", "2"]}
+    }
+    assert of("headers.X-A=1", "headers.x-a=2") == {"headers": {"x-a": ["1", "2"]}}
+    # the log's paths: list positions ignored, quoted keys, "=" in a value
+    assert of("body.items[0].sku=A", 'body.["a.b"].c=x=y') == {
+        "body": {"items": {"sku": "A"}, "a.b": {"c": "x=y"}}
+    }
+    for clash in (("body.a=1", "body.a.b=2"), ("body.a.b=2", "body.a=1")):
+        with pytest.raises(CliError) as raised:
+            of(*clash)
+        assert raised.value.code == 2 and "body.a is given both a value and a path" in str(
+            raised.value
+        )
+
+
+def test_bulk_replay_plan_counts_and_sends_the_selection(fake: FakeApi, hl: Hookline) -> None:
+    cid = fake.add_connector("shop")
+    for status in ("failed", "succeeded", "failed", "failed"):
+        fake.add_event(cid, status)
+    assert hl("bulk-replay", "start", cid, "--plan").stdout == "3 events match\n"
+    assert fake.requests[-1]["body"] == {"status": "failed", "plan": True}
+    assert hl("bulk-replay", "start", cid, "--plan", "--status", "any").stdout == (
+        "4 events match\n"
+    )
+    fake.add_event(cid, "dead_lettered")
+    one = hl("bulk-replay", "start", cid, "--plan", "--status", "dead_lettered").stdout
+    assert one == "1 event matches\n"
+    hl(
+        "bulk-replay", "start", cid, "--plan",
+        "--after", stamp(1),
+        "--before-time", stamp(9),
+        "--where", "body.customer.region=eu",
+        "--where", "body.customer.region=us",
+        "--where", "body.order.id=42",
+        "--where", "headers.x-source=s1",
+        "--where", "custom_variables.value=day1",
+        "--version", "2",
+    )  # fmt: skip
+    assert fake.requests[-1]["path"] == f"/api/v1/connectors/{cid}/bulk-replay"
+    assert fake.requests[-1]["body"] == {
+        "status": "failed",
+        "received_after": stamp(1),
+        "received_before": stamp(9),
+        "body": {"customer": {"region": ["eu", "us"]}, "order": {"id": "42"}},
+        "headers": {"x-source": "s1"},
+        "custom_variables": {"value": "day1"},
+        "version": 2,
+        "plan": True,
+    }
+    assert fake.jobs == {}  # only counted
+
+
+def test_bulk_replay_start_show_cancel_list(fake: FakeApi, hl: Hookline) -> None:
+    cid = fake.add_connector("shop")
+    for _ in range(3):
+        fake.add_event(cid, "failed")
+    started = hl("bulk-replay", "start", cid, "--where", "body.n=1").stdout
+    assert started == "bulk replay job1: 3 events, running\n"
+    assert fake.requests[-1]["body"] == {"status": "failed", "body": {"n": "1"}, "plan": False}
+    shown = hl("bulk-replay", "show", "job1").stdout.rstrip("\n").split("\n")
+    assert [line.split(None, 1) for line in shown] == [
+        ["id", "job1"],
+        ["connector", cid],
+        ["state", "running"],
+        ["done", "1/3"],
+        ["skipped", "0"],
+        ["version", "1"],
+        ["rate", "50/s"],
+        ["created", stamp(31)],
+        ["finished", "-"],
+        ["error", "-"],
+        ["selection", '{"status": "failed", "body": {"n": "1"}, "plan": false}'],
+    ]
+    cancelled = hl("bulk-replay", "cancel", "job1").stdout
+    assert cancelled == "cancelled bulk replay job1: 1/3 replayed\n"
+    assert fake.jobs["job1"]["state"] == "cancelled"
+    assert "state      cancelled\n" in hl("bulk-replay", "show", "job1").stdout
+    again = hl("bulk-replay", "start", cid, "--json").stdout
+    assert json.loads(again) == {"id": "job2", "matched": 3} == fake.answers[-1]
+    fake.jobs["job2"].update(state="done", done=3)
+    assert hl("bulk-replay", "cancel", "job2").stdout == (
+        "bulk replay job2 was already done: 3/3 replayed\n"
+    )
+    listed = hl("bulk-replay", "list", cid).stdout.rstrip("\n").split("\n")
+    assert [line.split() for line in listed] == [
+        ["ID", "STATE", "DONE", "MATCHED", "CREATED"],
+        ["job2", "done", "3", "3", stamp(32)],
+        ["job1", "cancelled", "1", "3", stamp(31)],
+    ]
+    assert [(r["method"], r["path"]) for r in fake.requests[-7:]] == [
+        ("POST", f"/api/v1/connectors/{cid}/bulk-replay"),
+        ("GET", "/api/v1/bulk-replays/job1"),
+        ("DELETE", "/api/v1/bulk-replays/job1"),
+        ("GET", "/api/v1/bulk-replays/job1"),
+        ("POST", f"/api/v1/connectors/{cid}/bulk-replay"),
+        ("DELETE", "/api/v1/bulk-replays/job2"),
+        ("GET", f"/api/v1/connectors/{cid}/bulk-replays"),
+    ]
+    missing = hl("bulk-replay", "show", "job1/../x", expect=3)  # one path segment, escaped
+    assert missing.stderr == "hookline: no such bulk replay (404 not_found)\n"
+
+
+def test_bulk_replay_start_wait_prints_the_progress(fake: FakeApi, hl: Hookline) -> None:
+    cid = fake.add_connector("shop")
+    for _ in range(3):
+        fake.add_event(cid, "failed")
+    waited = hl("bulk-replay", "start", cid, "--wait", "--interval", "0.05").stdout
+    assert waited.split("\n") == [
+        "bulk replay job1: 3 events, running",
+        "running: 1/3 replayed",
+        "running: 2/3 replayed",
+        "done: 3/3 replayed",
+        "",
+    ]
+    as_json = hl("bulk-replay", "start", cid, "--wait", "--interval", "0.05", "--json").stdout
+    final = json.loads(as_json)  # the job as it ended, alone
+    assert final == fake.answers[-1] and final["state"] == "done" and final["done"] == 3
+
+
+def test_bulk_replay_wait_ends_with_a_cancel(
+    fake: FakeApi, hl: Hookline, processes: list[Process]
+) -> None:
+    cid = fake.add_connector("shop")
+    fake.add_event(cid, "failed")
+    fake.stalled = True
+    wait = Process(hl.env, "bulk-replay", "start", cid, "--wait", "--interval", "0.05")
+    processes.append(wait)
+    wait.wait_for(lambda: wait.printed("running: 0/1 replayed"), "the first progress")
+    assert hl("bulk-replay", "cancel", "job1").stdout.startswith("cancelled bulk replay job1")
+    assert wait.finish() == 0, wait.err
+    assert [line.rstrip("\n") for line in wait.out] == [
+        "bulk replay job1: 1 event, running",
+        "running: 0/1 replayed",
+        "cancelled: 0/1 replayed",
+    ]
+
+
+def test_bulk_replay_wait_interrupted_leaves_the_job_running(
+    fake: FakeApi, hl: Hookline, processes: list[Process]
+) -> None:
+    cid = fake.add_connector("shop")
+    fake.add_event(cid, "failed")
+    fake.stalled = True
+    wait = Process(hl.env, "bulk-replay", "start", cid, "--wait", "--interval", "0.05")
+    processes.append(wait)
+    wait.wait_for(lambda: wait.printed("running: 0/1 replayed"), "the first progress")
+    assert wait.stop(signal.SIGINT) == 0
+    assert "".join(wait.err) == (
+        "hookline: bulk replay job1 goes on "
+        "(hookline bulk-replay show job1; hookline bulk-replay cancel job1)\n"
+    )
+    assert fake.jobs["job1"]["state"] == "running"
+
+
+@pytest.mark.parametrize(
+    ("args", "stderr"),
+    [
+        (("events", "list", "c1", "--where", "body.x"), "'body.x': give FIELD=VALUE"),
+        (("events", "list", "c1", "--where", "status=failed"), "FIELD is body.<path>, headers."),
+        (("events", "list", "c1", "--where", "body=1"), "FIELD is body.<path>"),
+        (("events", "list", "c1", "--where", "query.x=1"), "FIELD is body.<path>"),
+        (("events", "list", "c1", "--where", "body.a[=1"), "invalid attribute path 'a['"),
+        (("bulk-replay", "start", "c1", "--where", "x-source=s1"), "FIELD is body.<path>"),
+        (("bulk-replay", "start", "c1", "--where", "headers.x"), "give FIELD=VALUE"),
+        (
+            ("bulk-replay", "start", "c1", "--where", "body.a=1", "--where", "body.a.b=2"),
+            "hookline: --where body.a.b=2: body.a is given both a value and a path below it\n",
+        ),
+        (("bulk-replay", "start", "c1", "--plan", "--wait"), "hookline: --plan only counts"),
+        (("bulk-replay", "start", "c1", "--status", "succeeded"), "Invalid value for '--status'"),
+        (("bulk-replay", "start", "c1", "--version", "0"), "Invalid value for '--version'"),
+        (("bulk-replay", "start", "c1", "--interval", "0"), "Invalid value for '--interval'"),
+        (("bulk-replay", "show"), "Missing argument 'JOB_ID'"),
+        (("bulk-replay",), "Usage:"),
+    ],
+)
+def test_day2_usage_errors_send_nothing(
+    fake: FakeApi, hl: Hookline, args: tuple[str, ...], stderr: str
+) -> None:
+    fake.add_connector("shop")
+    result = hl(*args, expect=2)
+    assert stderr in result.stderr, result.stderr
+    assert fake.requests == []
+
+
+def test_day2_json_is_the_api_answer_as_is(fake: FakeApi, hl: Hookline) -> None:
+    cid = fake.add_connector("shop")
+    fake.add_event(cid, "failed")
+    for args in (
+        ("connectors", "pause", cid, "--json"),
+        ("--json", "connectors", "resume", cid),
+        ("bulk-replay", "start", cid, "--plan", "--json"),
+        ("bulk-replay", "start", cid, "--json"),
+        ("bulk-replay", "show", "job1", "--json"),
+        ("bulk-replay", "list", cid, "--json"),
+        ("bulk-replay", "cancel", "job1", "--json"),
+    ):
+        out = hl(*args).stdout
+        assert out == json.dumps(fake.answers[-1], indent=2, ensure_ascii=False) + "\n", args
+
+
 # ==================================================================== the process
 
 
@@ -785,8 +1179,12 @@ def test_the_cli_imports_no_server_code() -> None:
 
 def test_help_keeps_the_options_and_exit_codes(hl: Hookline) -> None:
     root = hl("--help").stdout
-    for text in ("connectors", "events", "stats", "--url", "--token", "--json", "exit codes"):
+    for text in ("connectors", "events", "stats", "bulk-replay", "--url", "--token", "--json"):
         assert text in root
+    assert "exit codes" in root
+    start = hl("bulk-replay", "start", "-h").stdout
+    for text in ("--status", "--after", "--before-time", "--where", "--version", "--plan"):
+        assert text in start
     tail = hl("events", "tail", "-h").stdout
     for text in ("--follow", "-f", "--interval", "--limit", "--status", "--json"):
         assert text in tail
@@ -796,10 +1194,15 @@ def test_the_cli_shows_the_api_models_fields() -> None:
     """The CLI's tables name fields of the API's own models (checked when they are
     declared) and its status choices are the API's."""
     from services.config import models
+    from services.config.cli import bulk_replay as cli_bulk
     from services.config.cli import events as cli_events
     from services.config.cli.output import Column, of_model
 
     assert {s.value for s in cli_events.Status} == set(models.EVENT_STATUSES)
+    bulk_status = typing.get_type_hints(models.BulkReplay, include_extras=True)["status"]
+    assert {s.value for s in cli_bulk.Status} == set(
+        typing.get_args(typing.get_args(bulk_status)[0])
+    )
     with pytest.raises(TypeError, match="not a field of the API's Stats"):
         of_model(models.Stats, Column("X", "no_such_counter"))
     assert of_model(models.Stats, ("got", "received")) == (("got", "received"),)

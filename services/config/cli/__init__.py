@@ -11,6 +11,8 @@ tests::
     hookline connectors list
     hookline events tail <connector id> --follow
     hookline stats show <connector id> --json
+    hookline connectors pause <connector id>
+    hookline bulk-replay start <connector id> --where body.customer.region=eu --wait
 
 The URL comes from ``--url`` or ``HOOKLINE_URL`` (default http://127.0.0.1:8080), the
 admin token from ``--token``, ``HOOKLINE_ADMIN_TOKEN`` or the ``admin-token`` file of
@@ -19,8 +21,9 @@ for scripts.  Exit codes: 0 ok, 1 other error, 2 usage, 3 not found, 4 unauthori
 5 conflict or invalid input (the problems are listed), 6 cannot connect.
 
 Modules: ``client`` (HTTP), ``output`` (JSON, tables), ``session`` (global options,
-command registration, exit codes), one per command group (``connectors``, ``events``,
-``stats``).
+command registration, exit codes), ``selection`` (the ``--where`` and time range
+options ``events list`` and ``bulk-replay start`` share), one per command group
+(``connectors``, ``events``, ``stats``, ``bulk_replay``).
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from typing import NoReturn
 
 import typer
 
-from services.config.cli import connectors, events, stats
+from services.config.cli import bulk_replay, connectors, events, stats
 from services.config.cli.errors import EXIT_CODES
 from services.config.cli.session import Globals, JsonOption, TokenOption, UrlOption
 
@@ -49,6 +52,7 @@ app = typer.Typer(
 app.add_typer(connectors.app, name="connectors")
 app.add_typer(events.app, name="events")
 app.add_typer(stats.app, name="stats")
+app.add_typer(bulk_replay.app, name="bulk-replay")
 
 
 @app.callback()

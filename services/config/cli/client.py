@@ -32,9 +32,10 @@ class Client:
         query: dict[str, Any] | None = None,
     ) -> Any:
         url = self.base + path
-        params = {k: v for k, v in (query or {}).items() if v is not None}
+        # A list is the parameter repeated (``body.tag=a&body.tag=b``).
+        params = {k: v for k, v in (query or {}).items() if v is not None and v != []}
         if params:
-            url += "?" + urllib.parse.urlencode(params)
+            url += "?" + urllib.parse.urlencode(params, doseq=True)
         data = None
         headers = {"Authorization": f"Bearer {self.token}", "Accept": "application/json"}
         if body is not None:

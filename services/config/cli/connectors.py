@@ -1,10 +1,11 @@
 """``hookline connectors``: create, list, show, update, delete, rotate-url, versions,
-restore."""
+restore, pause, resume."""
 
 from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +18,8 @@ from services.config.cli.output import Column, Item, dumps, of_model, pairs, tab
 from services.config.cli.session import ConnectorId, Session, command
 
 app = typer.Typer(
-    help="create, list, show, update, delete, rotate-url, versions, restore", no_args_is_help=True
+    help="create, list, show, update, delete, rotate-url, versions, restore, pause, resume",
+    no_args_is_help=True,
 )
 
 
@@ -27,6 +29,7 @@ CONNECTOR = of_model(
     ("name", "name"),
     ("url", "url"),
     ("version", "version"),
+    ("paused", "paused"),
     ("created", "created_at"),
     ("updated", "updated_at"),
 )
@@ -163,3 +166,23 @@ def restore(
 ) -> None:
     saved = s.api.call("POST", f"{connector(cid)}/versions/{n}/restore")
     s.out.emit(saved, lambda c: f"restored version {n} as version {c['version']}")
+
+
+def _paused_text(what: str, then: str) -> Callable[[Item], str]:
+    return lambda c: f"{what} {c['name']} ({c['id']}): {then}"
+
+
+@command(app, "pause", "hold the connector's steps (events are still stored and answered)")
+def pause(s: Session, cid: ConnectorId) -> None:
+    s.out.emit(
+        s.api.call("POST", connector(cid) + "/pause"),
+        _paused_text("paused", "events are stored and answered; steps wait"),
+    )
+
+
+@command(app, "resume", "run the held events, in arrival order, then new ones")
+def resume(s: Session, cid: ConnectorId) -> None:
+    s.out.emit(
+        s.api.call("POST", connector(cid) + "/resume"),
+        _paused_text("resumed", "held events run in arrival order"),
+    )

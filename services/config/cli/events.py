@@ -23,6 +23,12 @@ from services.config.cli.output import (
     short,
     table,
 )
+from services.config.cli.selection import (
+    AfterOption,
+    BeforeTimeOption,
+    WhereOption,
+    query_of,
+)
 from services.config.cli.session import ConnectorId, Session, command
 
 TAIL_PAGE = 100  # events fetched per poll of `events tail --follow`
@@ -37,6 +43,7 @@ class Status(StrEnum):
     failed = "failed"
     rejected = "rejected"
     handshake = "handshake"
+    dead_lettered = "dead_lettered"
 
 
 EventId = Annotated[str, typer.Argument(metavar="EVENT_ID", show_default=False)]
@@ -83,13 +90,28 @@ def list_(
         str | None,
         typer.Option(
             metavar="CURSOR",
-            help="only older events: an ISO 8601 time, or the next_before of a --json page",
+            help="the next page: the cursor printed after a page (next_before), "
+            "or an ISO 8601 time",
         ),
     ] = None,
+    where: WhereOption = None,
+    after: AfterOption = None,
+    before_time: BeforeTimeOption = None,
 ) -> None:
-    query = {"status": status, "limit": limit, "before": before}
+    """The event log, newest first; every --where, --status and the time range must
+    hold.  After a page that is not the last, stderr says how to get the next one."""
+    query: dict[str, Any] = {
+        "status": status,
+        "limit": limit,
+        "before": before,
+        "received_after": after,
+        "received_before": before_time,
+        **query_of(where or []),
+    }
     data = s.api.call("GET", connector(cid) + "/events", query=query)
     s.out.emit(data, lambda d: table(EVENTS, d["items"]))
+    if not s.out.json and data.get("next_before"):
+        print(f"next page: --before {data['next_before']}", file=sys.stderr)
 
 
 def event_text(e: Item) -> str:

@@ -19,7 +19,7 @@ def stats_text(s: Item) -> str:
     return pairs(COUNTERS, s)
 
 
-@command(app, "show", "received, succeeded, failed, duplicates, rejected")
+@command(app, "show", "received, succeeded, failed, …; paused and held (waiting) now")
 def show(s: Session, cid: ConnectorId) -> None:
     s.out.emit(s.api.call("GET", connector(cid) + "/stats"), stats_text)
 
