@@ -21,6 +21,7 @@ from prometheus_client import (
 )
 
 from libs.infra import settings as hsettings
+from libs.infra.mongo.counting import CommandCounter
 
 OTHER = "other"
 Registry = CollectorRegistry | None  # None: a registry of the container's own
@@ -69,6 +70,7 @@ class BaseMetrics:
         if max_connectors is None:
             max_connectors = hsettings.Settings().metrics_max_connectors
         self.connector = LabelCap(max_connectors)
+        self._mongo: CommandCounter | None = None
 
     def counter(self, name: str, documentation: str, labels: Sequence[str] = ()) -> Counter:
         """``hookline_<service>_<name>_total``."""
@@ -96,6 +98,20 @@ class BaseMetrics:
         return Gauge(
             f"hookline_{self.service}_{name}", documentation, labels, registry=self.registry
         )
+
+    def mongo_listener(self) -> CommandCounter:
+        """The command listener that counts this service's database work (one per
+        registry: a service with two clients counts both into the same series)."""
+        if self._mongo is None:
+            self._mongo = CommandCounter(
+                self.counter("mongo_commands", "MongoDB commands sent, by command.", ["command"]),
+                self.counter(
+                    "mongo_documents_written",
+                    "Documents the commands inserted, updated or deleted (at most), by collection.",
+                    ["collection"],
+                ),
+            )
+        return self._mongo
 
     def lag_gauge(self, whose: str) -> Gauge:
         """``hookline_<service>_consumer_pending_messages{consumer}``: the lag of ``whose``

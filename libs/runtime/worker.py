@@ -52,9 +52,11 @@ class Backbone:
 
 
 @contextlib.asynccontextmanager
-async def backbone(settings: Settings, name: str) -> AsyncIterator[Backbone]:
+async def backbone(
+    settings: Settings, name: str, metrics: BaseMetrics | None = None
+) -> AsyncIterator[Backbone]:
     nc = await natsio.connect(settings, name)
-    mongo = hmongo.client(settings)
+    mongo = hmongo.client(settings, [metrics.mongo_listener()] if metrics else [])
     js = nc.jetstream()
     store = hmongo.Store(mongo, settings.mongo_db)
     bb = Backbone(settings, nc, js, Registry(), ChannelRegistry(), store, natsio.AckPublisher(nc))
@@ -153,7 +155,7 @@ def worker_app(settings: Settings, name: str, metrics: BaseMetrics, role: Role) 
     app = web.Application()
 
     async def resources(app: web.Application) -> AsyncIterator[None]:
-        async with backbone(settings, name) as bb, role(bb) as state:
+        async with backbone(settings, name, metrics) as bb, role(bb) as state:
             app[BACKBONE], app[STATE] = bb, state
             yield
 

@@ -91,7 +91,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     nc = await natsio.connect(settings, f"hookline-config-{'-'.join(sorted(roles))}")
     js = nc.jetstream()
     kv = await natsio.provision(js, settings)
-    mongo = hmongo.client(settings)
+    mongo = hmongo.client(settings, [app[METRICS].mongo_listener()])
     store = hmongo.Store(mongo, settings.mongo_db)
     ctx = Context(settings=settings, store=store, nc=nc, js=js, kv=kv)
     try:

@@ -18,7 +18,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
-from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne
+from pymongo import ASCENDING, DESCENDING, AsyncMongoClient, ReturnDocument, UpdateOne, monitoring
 from pymongo.asynchronous.collection import AsyncCollection
 from pymongo.asynchronous.database import AsyncDatabase
 from pymongo.errors import (
@@ -86,9 +86,16 @@ class StaleVersion(Exception):
     """A save based on a version that is no longer the latest."""
 
 
-def client(settings: Settings) -> AsyncMongoClient[Doc]:
+def client(
+    settings: Settings, listeners: Sequence[monitoring.CommandListener] = ()
+) -> AsyncMongoClient[Doc]:
+    """The service's client; ``listeners`` see every command (``counting``)."""
     return AsyncMongoClient(
-        settings.mongo_uri, tz_aware=True, serverSelectionTimeoutMS=5000, connect=False
+        settings.mongo_uri,
+        tz_aware=True,
+        serverSelectionTimeoutMS=5000,
+        connect=False,
+        event_listeners=list(listeners),
     )
 
 
