@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import hookapi, mapper, procs, rawcost, verifycost, wrkload
+from bench import hookapi, mapper, procs, rawcost, verifycost, work, wrkload
 from bench.payload import ORDER
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
@@ -114,13 +114,28 @@ async def hookline_phase(
         ingest = await api.create_connector("bench-ingest")
         verified_connector = await api.create_connector("bench-verified", verification=VERIFIED)
         signed_lua = wrkload.write_lua(lua.with_name("post-signed.lua"), SIGNED_HEADERS)
+        monitor = system.url("HOOKLINE_NATS_MONITOR_PORT")
+        stages = {
+            "config": system.url("HOOKLINE_CONFIG_PORT"),
+            "projector": system.url("HOOKLINE_PROJECTOR_PORT"),
+            "mapper": system.url("HOOKLINE_MAPPER_PORT"),
+            "executor": system.url("HOOKLINE_EXECUTOR_PORT"),
+        }
         print(f"· end to end: {events} events through a one-filter connector …", flush=True)
+        counted = await work.snapshot(session, monitor, stages)
         meter = procs.CpuMeter(pids | {"bench client": os.getpid()})
         e2e = await hookapi.end_to_end(api, events)
         e2e_cores = meter.finish(meter.stop())
+        e2e_work = work.per_event(
+            counted, await work.snapshot(session, monitor, stages), e2e.logged
+        )
         print(f"· end to end with field mapping: {events} events, one contact each …", flush=True)
         await api.create_channel(hookapi.BENCH_CHANNEL)
+        counted = await work.snapshot(session, monitor, stages)
         mapped = await hookapi.end_to_end(api, events, mapping=hookapi.MAPPING)
+        mapped_work = work.per_event(
+            counted, await work.snapshot(session, monitor, stages), mapped.logged
+        )
         print(
             f"· mapper alone: backlogs of {events} mapped events (new, unchanged, changed"
             " contacts), each drained …",
@@ -160,6 +175,7 @@ async def hookline_phase(
         "e2e_cores": e2e_cores,
         "e2e_cpu_ms_per_event": cpu_ms_per_event,
         "ingest_stats": stats,
+        "work": {"one filter": e2e_work, "field mapping": mapped_work},
     }
 
 
@@ -260,6 +276,8 @@ def report(out: dict[str, Any]) -> None:
             f"{cost['cpu_us_per_event_with_raw']:.0f} us CPU per event in the event's code path "
             f"({cost['ratio']:.2f}x)"
         )
+    for title, counted in out.get("work_per_event", {}).items():
+        work.report(title, counted)
     print(f"\n  written to {RESULTS}")
 
 
@@ -315,6 +333,7 @@ def results(
             "ingest_alone": hook["alone_cores"],
         },
         "ingest_connector_stats": hook["ingest_stats"],
+        "work_per_event": hook["work"],
         "mapper": {kind: d.to_dict() for kind, d in hook["mapper"].items()},
         "mapper_target": {kind: mapper_target(d, result) for kind, d in hook["mapper"].items()},
         "target": {

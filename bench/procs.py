@@ -124,7 +124,7 @@ def start_baseline(port: int) -> Baseline:
 _PORT_VARS = (
     "HOOKLINE_INGEST_PORT", "HOOKLINE_CONFIG_PORT", "HOOKLINE_MAPPER_PORT",
     "HOOKLINE_EXECUTOR_PORT", "HOOKLINE_NATS_PORT", "HOOKLINE_NATS_MONITOR_PORT",
-    "HOOKLINE_MONGO_PORT",
+    "HOOKLINE_MONGO_PORT", "HOOKLINE_PROJECTOR_PORT",
 )  # fmt: skip
 
 
@@ -135,6 +135,9 @@ class Hookline:
     ports: dict[str, int]
     token: str = ""
     stdout_path: Path = field(default_factory=Path)
+
+    def url(self, port_var: str) -> str:
+        return f"http://127.0.0.1:{self.ports[port_var]}"
 
     @property
     def api(self) -> str:
@@ -175,7 +178,9 @@ def start_hookline(data_dir: Path, attempts: int = 3, timeout_s: float = 120.0) 
     """
     for attempt in range(1, attempts + 1):
         try:
-            return _start_hookline(data_dir / f"try{attempt}", free_ports(7), timeout_s)
+            return _start_hookline(
+                data_dir / f"try{attempt}", free_ports(len(_PORT_VARS)), timeout_s
+            )
         except RuntimeError as exc:
             if attempt == attempts or "address already in use" not in str(exc):
                 raise

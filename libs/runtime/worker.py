@@ -84,6 +84,7 @@ async def consuming(
     lag: Gauge,
     parallel: int = 2,
     batch: int = 256,
+    max_ack_pending: int = 5000,
 ) -> AsyncIterator[None]:
     """Run ``handler`` over batches. ``parallel`` fetch loops, each with its own pull
     subscription on the same durable consumer, keep a batch in flight while another is
@@ -95,6 +96,7 @@ async def consuming(
             durable=durable,
             subject=subject,
             ack_wait_s=bb.settings.ack_wait_s,
+            max_ack_pending=max_ack_pending,
         )
         for _ in range(parallel)
     ]

@@ -3,6 +3,7 @@ that turns received events and execution logs into the event log and stats."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import functools
 import hmac
@@ -121,16 +122,22 @@ async def _projecting(ctx: Context, metrics: ConfigMetrics) -> AsyncIterator[Non
     projector = Projector(
         ctx.store,
         grace_s=settings.log_grace_s,
+        max_wait_s=settings.ack_wait_s / 2,
         retention_days=settings.log_retention_days,
         projected=lambda name, count: metrics.projected.labels(name).inc(count),
     )
     consume = functools.partial(worker.consuming, ctx, lag=metrics.pending, parallel=1, batch=500)
+    stop = asyncio.Event()
+    flushing = asyncio.create_task(_flush(projector, stop), name="projector-flush")
     async with (
         consume(
             stream=settings.stream_events,
             durable="projector-received",
             subject=subjects.all_received(settings.prefix),
             handler=projector.on_received,
+            # Messages wait unacknowledged for their grace: room for several seconds'
+            # worth at any rate this deployment reaches.
+            max_ack_pending=PROJECTOR_MAX_WAITING,
         ),
         consume(
             stream=settings.stream_logs,
@@ -139,7 +146,30 @@ async def _projecting(ctx: Context, metrics: ConfigMetrics) -> AsyncIterator[Non
             handler=projector.on_log,
         ),
     ):
-        yield
+        try:
+            yield
+        finally:
+            stop.set()
+            await flushing
+    # The consumers have finished their batches: write what still waits (or leave it
+    # unacked for redelivery, when the database is away).
+    with contextlib.suppress(Exception):
+        await projector.flush(everything=True)
+
+
+PROJECTOR_MAX_WAITING = 100_000
+FLUSH_EVERY_S = 0.2
+
+
+async def _flush(projector: Projector, stop: asyncio.Event) -> None:
+    """Settle the projector's waiting messages as their grace ends."""
+    while not stop.is_set():
+        try:
+            await projector.flush()
+        except Exception as exc:  # the next round tries again
+            hlog.get().warning("projector.flush_failed", error=repr(exc)[:300])
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=FLUSH_EVERY_S)
 
 
 def create_app(settings: Settings, metrics: ConfigMetrics | None = None) -> web.Application:

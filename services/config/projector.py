@@ -5,12 +5,16 @@ the counters.  Counting is tied to document creation and first verdict, as repor
 the store, so a redelivered batch is written again but not counted again.
 
 An event's log entry is written once, whole, when its verdict comes within
-``grace_s`` of its arrival (the usual case): the received projection puts back an event
-younger than that for the rest of the time (a delayed ``nak``), and by then the verdict
-has created the entry, so the received insert is a skipped duplicate.  On SecantusDB
-that is an insert per event instead of an insert and an update (about a quarter of
-the cost).  An event still waiting for its verdict is in the log as ``received`` after
-``grace_s``.
+``grace_s`` of its arrival (the usual case): the received projection keeps an event
+younger than that waiting, its message unacknowledged, until the grace is over
+(:meth:`Projector.flush`); by then the verdict has created the entry.  A verdict this
+process wrote is remembered for a while, so the waiting message is then acked without
+a write; one it did not write (another replica's, or before a restart) makes the
+received insert a skipped duplicate.  Each received message is delivered once and
+acked once, and the entry costs one insert instead of an insert and an update.  An
+event still waiting for its verdict is in the log as ``received`` after ``grace_s``;
+a crash while messages wait only delays them (they are redelivered after the ack
+wait, which bounds the wait too).
 
 No message that ingest answered 2xx for is ever dropped: an entry that cannot be
 stored as it is (a parsed form the database refuses) is stored degraded (the raw
@@ -20,6 +24,8 @@ ours to decode keeps what can be read of it.  Nothing is terminated unlogged.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
@@ -206,26 +212,70 @@ class Projector:
         store: ports.ProjectionStore,
         *,
         grace_s: float = 0.0,
+        max_wait_s: float = 15.0,
         projected: Callable[[str, int], None] = lambda _name, _count: None,
         retention_days: float = 30.0,
+        clock: Callable[[], datetime] = events.utcnow,
     ) -> None:
         self.store = store
         self.grace_s = grace_s
+        # A message waits no longer than this (half the ack wait: it is not redelivered
+        # while it waits).
+        self.max_wait_s = max_wait_s
         self.retention_days = retention_days  # unless the connector says otherwise
         self.projected = projected  # (projection, messages written)
+        self.clock = clock
+        self._waiting: list[tuple[datetime, int, Delivery, dict[str, Any]]] = []  # a heap
+        self._order = itertools.count()
+        # Event ids whose entry a verdict wrote here lately, with when (pruned).
+        self._written: dict[str, datetime] = {}
 
     async def on_received(self, msgs: Sequence[Delivery]) -> None:
         pairs: list[tuple[Delivery, dict[str, Any]]] = []
-        now = events.utcnow()
+        now = self.clock()
         for msg in msgs:
             event = await _decode(msg, _received, pairs)
             if event is None:
                 continue
-            wait_s = self.grace_s - (now - event.occurred_at).total_seconds()
-            if wait_s > 0 and msg.metadata.num_delivered == 1:
-                await msg.nak(delay=wait_s)  # once: its verdict may write the entry whole
+            doc = self._entry(received_doc(event), event.retention_days)
+            due = event.occurred_at + timedelta(seconds=self.grace_s)
+            if due > now and msg.metadata.num_delivered == 1:
+                due = min(due, now + timedelta(seconds=self.max_wait_s))
+                heapq.heappush(self._waiting, (due, next(self._order), msg, doc))
                 continue
-            pairs.append((msg, self._entry(received_doc(event), event.retention_days)))
+            pairs.append((msg, doc))
+        await self._write_received(pairs)
+
+    async def flush(self, *, everything: bool = False) -> int:
+        """Write the waiting entries whose grace is over (``everything``: all, when
+        closing) unless their verdict already did; returns how many were settled."""
+        now = self.clock()
+        due: list[tuple[Delivery, dict[str, Any]]] = []
+        while self._waiting and (everything or self._waiting[0][0] <= now):
+            _, _, msg, doc = heapq.heappop(self._waiting)
+            due.append((msg, doc))
+        if not due:
+            return 0
+        settled = [(m, d) for m, d in due if d.get("_id") in self._written]
+        try:
+            await self._write_received(
+                [(m, d) for m, d in due if d.get("_id") not in self._written]
+            )
+        except UNREACHABLE:
+            return 0  # unacked: redelivered after the ack wait
+        for msg, _ in settled:
+            await msg.ack()  # the verdict wrote the entry whole
+        self.projected("projector-received-settled", len(settled))
+        horizon = now - timedelta(seconds=2 * (self.grace_s + self.max_wait_s))
+        if len(self._written) > 1000:
+            self._written = {k: t for k, t in self._written.items() if t > horizon}
+        return len(due)
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    async def _write_received(self, pairs: list[tuple[Delivery, dict[str, Any]]]) -> None:
         self._retain(pairs)
         await _isolating(pairs, self._received)
         self.projected("projector-received", len(pairs))
@@ -287,6 +337,10 @@ class Projector:
             if doc["_id"] in new:  # counted once however often the notice comes
                 counts[doc["connector_id"]][_NOTICE_STAT[doc["status"]]] += 1
         (first, created), kept_back = await _degrading(outcomes, self.store.record_outcomes)
+        now = self.clock()
+        for doc in outcomes:
+            if doc["_id"] not in kept_back:
+                self._written[doc["_id"]] = now
         kept_back |= refused_back
         for doc in _one_per_event(outcomes):
             if doc["_id"] in first:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -100,16 +100,52 @@ async def test_a_verdict_that_overtakes_its_received_event_counts_it_received() 
     assert entry is not None and entry["status"] == "succeeded"  # not back to received
 
 
-async def test_a_young_event_waits_once_for_its_verdict() -> None:
-    store = MemoryStore()
-    projector = Projector(store, grace_s=30.0)
+class Clock:
+    def __init__(self) -> None:
+        self.now = events.utcnow()
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+async def test_a_young_event_waits_unacked_and_is_written_when_its_grace_ends() -> None:
+    store, clock = MemoryStore(), Clock()
+    projector = Projector(store, grace_s=5.0, clock=clock)
     young = msg(received(age_s=0.0))
     await projector.on_received([young])
-    assert young.settled == ["nak"] and 29.0 < (young.delays[0] or 0) <= 30.0
-    assert len(store.events) == 0
-    again = young.redelivered()
-    await projector.on_received([again])  # the grace is over for it
-    assert again.settled == ["ack"] and len(store.events) == 1
+    assert young.settled == [] and projector.waiting == 1  # held, not nak'ed: one delivery
+    assert await projector.flush() == 0 and len(store.events) == 0  # not yet due
+    clock.now += timedelta(seconds=5.1)
+    assert await projector.flush() == 1
+    assert young.settled == ["ack"] and len(store.events) == 1
+    assert await stats(store) == {"received": 1}
+
+
+async def test_a_waiting_event_whose_verdict_came_is_acked_without_a_write() -> None:
+    store, clock = MemoryStore(), Clock()
+    projector = Projector(store, grace_s=5.0, clock=clock)
+    ev = received(age_s=0.0)
+    young = msg(ev)
+    await projector.on_received([young])
+    await projector.on_log([msg(logged(ev))])  # the verdict writes the entry whole
+    writes = len(store.events.calls)
+    clock.now += timedelta(seconds=6)
+    assert await projector.flush() == 1
+    assert young.settled == ["ack"] and len(store.events.calls) == writes  # no second write
+    assert await stats(store) == {"received": 1, "succeeded": 1}
+
+
+async def test_no_message_waits_longer_than_max_wait_and_closing_writes_them_all() -> None:
+    store, clock = MemoryStore(), Clock()
+    projector = Projector(store, grace_s=60.0, max_wait_s=2.0, clock=clock)
+    first, second = msg(received(age_s=0.0)), msg(received(age_s=0.0))
+    await projector.on_received([first, second])
+    clock.now += timedelta(seconds=2.5)
+    await projector.on_received([m := msg(received(age_s=0.0))])
+    assert await projector.flush() == 2  # bounded by max_wait_s, not the grace
+    assert (first.settled, second.settled, m.settled) == (["ack"], ["ack"], [])
+    assert await projector.flush(everything=True) == 1 and m.settled == ["ack"]
+    assert len(store.events) == 3
 
 
 async def test_notices_dry_runs_and_projected_counts() -> None:
