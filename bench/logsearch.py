@@ -139,6 +139,29 @@ def _queries(size: int, t0: datetime) -> dict[str, Callable[[], log_search.Selec
     }
 
 
+async def _expected(store: hmongo.Store, size: int, t0: datetime) -> dict[str, int]:
+    """What each query must find (up to a page), asked of the entries' own fields, not
+    their terms: the search's answers are checked, not only timed."""
+    hour = t0 + timedelta(seconds=size / RATE_PER_S / 2)
+    base: dict[str, Any] = {"connector_id": CONNECTOR}
+    email, shop = "body.customer.email", "request.headers.X-Shop-Domain"
+    filters: dict[str, dict[str, Any]] = {
+        "newest page (no search)": {},
+        "status=failed": {"status": "failed"},
+        "body.order.id (1 match)": {"body.order.id": f"ord_{size // 3:09d}"},
+        f"body.customer.email (1 in {CUSTOMERS})": {email: "customer42@example.com"},
+        "email + headers.x-shop-domain": {email: "customer42@example.com", shop: "shop3.example"},
+        "status=failed + headers.x-shop-domain": {"status": "failed", shop: "shop3.example"},
+        "headers.x-shop-domain + 1 h range": {
+            shop: "shop3.example",
+            "received_at": {"$gte": hour, "$lt": hour + timedelta(hours=1)},
+        },
+    }
+    return {
+        name: await store.events.count_documents(base | f, limit=50) for name, f in filters.items()
+    }
+
+
 async def _time(fn: Callable[[], Awaitable[Any]]) -> float:
     samples = []
     for _ in range(RUNS):
@@ -153,6 +176,7 @@ async def _measure(store: hmongo.Store, size: int, t0: datetime) -> dict[str, di
     counters = {"received": size}
     window = log_search.first_window_s(counters["received"], t0, now)
     out = {}
+    expected = await _expected(store, size, t0)
     for name, make in _queries(size, t0).items():
         pages: list[log_search.Page] = []
 
@@ -173,7 +197,13 @@ async def _measure(store: hmongo.Store, size: int, t0: datetime) -> dict[str, di
             )
 
         ms = await _time(one)
-        out[name] = {"ms": round(ms, 1), "rows": len(pages[-1].rows)}
+        rows = len(pages[-1].rows)
+        if rows != expected[name]:
+            raise SystemExit(
+                f"log search bench: {name} found {rows} rows at {size:,} entries, "
+                f"the fields say {expected[name]}"
+            )
+        out[name] = {"ms": round(ms, 1), "rows": rows}
     return out
 
 
@@ -202,7 +232,9 @@ async def run(size: int) -> dict[str, Any]:
             client: AsyncMongoClient[dict[str, Any]] = AsyncMongoClient(mongo.url, tz_aware=True)
             store = hmongo.Store(client, "bench")
             await store.ensure_indexes()
-            t0 = datetime(2026, 1, 1, tzinfo=UTC)
+            # The log ends now: entries are within their retention (the TTL monitor would
+            # remove older ones while the bench runs).
+            t0 = datetime.now(UTC) - timedelta(seconds=size / RATE_PER_S + 60)
             print(f"· log search: {BASELINE:,} entries (baseline) …", flush=True)
             fill_s = await _fill(store, 0, BASELINE, t0)
             small = await _measure(store, BASELINE, t0)
