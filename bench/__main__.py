@@ -33,7 +33,7 @@ from typing import Any
 
 import aiohttp
 
-from bench import hookapi, mapper, procs, rawcost, verifycost, work, wrkload
+from bench import hookapi, mapper, procs, profile, rawcost, verifycost, work, wrkload
 from bench.payload import ORDER
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
@@ -143,7 +143,12 @@ async def hookline_phase(
         )
         drained = await mapper.drains(system, api, pids, events)
         print(f"· wrk on Hookline ingest ({WARMUP_S}s warm-up + {duration_s}s) …", flush=True)
+        spying = {}
+        if os.environ.get("BENCH_PROFILE"):
+            python = {k: v for k, v in pids.items() if "nats" not in k}  # py-spy: Python only
+            spying = profile.start(python, WARMUP_S + duration_s, RESULTS.parent)
         result, cores = await asyncio.to_thread(measure, wrk, ingest["url"], duration_s, lua, pids)
+        profiles = await asyncio.to_thread(profile.finish, spying)
         stats = await api.stats(ingest["id"])
     # Diagnostic, not the target: ingest's own capacity, downstream paused meanwhile.
     print(f"· wrk on ingest alone (downstream paused) ({WARMUP_S}s + {duration_s}s) …", flush=True)
@@ -176,6 +181,7 @@ async def hookline_phase(
         "e2e_cpu_ms_per_event": cpu_ms_per_event,
         "ingest_stats": stats,
         "work": {"one filter": e2e_work, "field mapping": mapped_work},
+        "profiles": profiles,
     }
 
 
@@ -278,6 +284,7 @@ def report(out: dict[str, Any]) -> None:
         )
     for title, counted in out.get("work_per_event", {}).items():
         work.report(title, counted)
+    profile.report(out.get("profiles") or {})
     print(f"\n  written to {RESULTS}")
 
 
@@ -334,6 +341,7 @@ def results(
         },
         "ingest_connector_stats": hook["ingest_stats"],
         "work_per_event": hook["work"],
+        "profiles": hook["profiles"],
         "mapper": {kind: d.to_dict() for kind, d in hook["mapper"].items()},
         "mapper_target": {kind: mapper_target(d, result) for kind, d in hook["mapper"].items()},
         "target": {
