@@ -46,6 +46,8 @@ SIGNED_HEADERS = {
     "X-Hub-Signature-256": "sha256="
     + hmac.new(b"bench-secret-0123456789", ORDER, hashlib.sha256).hexdigest()
 }
+TARGET_RSS_MIB = 80
+SERVICES = ("ingest", "mapper", "executor", "config", "config.projector_main")
 NOISY_CORES = 0.25  # other work above this during a run makes its numbers doubtful
 
 
@@ -149,6 +151,7 @@ async def hookline_phase(
             spying = profile.start(python, WARMUP_S + duration_s, RESULTS.parent)
         result, cores = await asyncio.to_thread(measure, wrk, ingest["url"], duration_s, lua, pids)
         profiles = await asyncio.to_thread(profile.finish, spying)
+        memory = procs.memory_mib(pids)  # after every run so far: the peaks are the load's
         stats = await api.stats(ingest["id"])
     # Diagnostic, not the target: ingest's own capacity, downstream paused meanwhile.
     print(f"· wrk on ingest alone (downstream paused) ({WARMUP_S}s + {duration_s}s) …", flush=True)
@@ -182,6 +185,7 @@ async def hookline_phase(
         "ingest_stats": stats,
         "work": {"one filter": e2e_work, "field mapping": mapped_work},
         "profiles": profiles,
+        "memory_mib": memory,
     }
 
 
@@ -285,6 +289,16 @@ def report(out: dict[str, Any]) -> None:
     for title, counted in out.get("work_per_event", {}).items():
         work.report(title, counted)
     profile.report(out.get("profiles") or {})
+    memory = out.get("memory_mib") or {}
+    if memory:
+        listed = ", ".join(f"{k} {v['rss']:.0f} (peak {v['peak']:.0f})" for k, v in memory.items())
+        services = {k: v for k, v in memory.items() if k in SERVICES}
+        worst = max((v["peak"] for v in services.values()), default=0.0)
+        print(f"\n  memory, MiB RSS after the runs: {listed}")
+        print(
+            f"  target: each service <= {TARGET_RSS_MIB} MiB -> {_met(worst <= TARGET_RSS_MIB)}"
+            f" (largest peak {worst:.0f} MiB)"
+        )
     print(f"\n  written to {RESULTS}")
 
 
@@ -342,6 +356,7 @@ def results(
         "ingest_connector_stats": hook["ingest_stats"],
         "work_per_event": hook["work"],
         "profiles": hook["profiles"],
+        "memory_mib": hook["memory_mib"],
         "mapper": {kind: d.to_dict() for kind, d in hook["mapper"].items()},
         "mapper_target": {kind: mapper_target(d, result) for kind, d in hook["mapper"].items()},
         "target": {

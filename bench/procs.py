@@ -360,3 +360,20 @@ class Paused:
         for pid in self.pids.values():
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGCONT)
+
+
+def memory_mib(pids: dict[str, int]) -> dict[str, dict[str, float]]:
+    """Each process's resident memory now and at its peak (VmRSS, VmHWM), in MiB."""
+    out: dict[str, dict[str, float]] = {}
+    for name, pid in pids.items():
+        try:
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        fields = dict(line.split(":", 1) for line in status.splitlines() if ":" in line)
+
+        def mib(key: str, fields: dict[str, str] = fields) -> float:
+            return round(int(fields.get(key, "0 kB").split()[0]) / 1024, 1)
+
+        out[name] = {"rss": mib("VmRSS"), "peak": mib("VmHWM")}
+    return out
