@@ -59,8 +59,8 @@ async def snapshot(
             name = stream["name"]
             counts.streams[name] = float((stream.get("state") or {}).get("last_seq", 0))
             for consumer in stream.get("consumer_detail") or []:
-                config = consumer.get("config") or {}
-                durable = config.get("durable_name") or "watchers"
+                # A bucket's consumers are its watchers (ephemeral, random names).
+                durable = "watchers" if name.startswith("KV_") else consumer.get("name", "?")
                 key = f"{name}/{durable}"
                 entry = counts.consumers.setdefault(key, defaultdict(float))
                 entry["delivered"] += (consumer.get("delivered") or {}).get("consumer_seq", 0)

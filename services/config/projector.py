@@ -45,6 +45,9 @@ class Delivered(Protocol):
     @property
     def num_delivered(self) -> int: ...
 
+    @property
+    def timestamp(self) -> datetime: ...  # when the stream stored the message
+
 
 class Delivery(Protocol):
     """A delivered message as the projections see it: a JetStream message (``Delivery``),
@@ -64,6 +67,21 @@ class Delivery(Protocol):
     async def nak(self, delay: float | None = None) -> None: ...
 
     async def term(self) -> None: ...
+
+
+class _Id(msgspec.Struct):
+    event_id: str = ""
+
+
+_event_id_of = msgspec.json.Decoder(_Id).decode
+
+
+def _event_id(msg: Delivery) -> str:
+    """A received message's event id, read without decoding the rest ("" if none)."""
+    try:
+        return _event_id_of(msg.data).event_id
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return ""
 
 
 def received_doc(ev: events.EventReceived) -> dict[str, Any]:
@@ -225,45 +243,53 @@ class Projector:
         self.retention_days = retention_days  # unless the connector says otherwise
         self.projected = projected  # (projection, messages written)
         self.clock = clock
-        self._waiting: list[tuple[datetime, int, Delivery, dict[str, Any]]] = []  # a heap
+        # Messages waiting for their grace, by when it ends (a heap). Only the message: at
+        # thousands of events a second, decoded entries would cost hundreds of MiB.
+        self._waiting: list[tuple[datetime, int, Delivery]] = []
         self._order = itertools.count()
         # Event ids whose entry a verdict wrote here lately, with when (pruned).
         self._written: dict[str, datetime] = {}
 
     async def on_received(self, msgs: Sequence[Delivery]) -> None:
-        pairs: list[tuple[Delivery, dict[str, Any]]] = []
         now = self.clock()
+        grace, longest = timedelta(seconds=self.grace_s), timedelta(seconds=self.max_wait_s)
+        ready = []
+        for msg in msgs:
+            # The stream's time of the message is ingest's (within a millisecond): no
+            # need to decode it to know its age.
+            due = msg.metadata.timestamp + grace
+            if due > now and msg.metadata.num_delivered == 1:
+                heapq.heappush(self._waiting, (min(due, now + longest), next(self._order), msg))
+            else:
+                ready.append(msg)
+        await self._write_received(await self._entries(ready))
+
+    async def _entries(self, msgs: Sequence[Delivery]) -> list[tuple[Delivery, dict[str, Any]]]:
+        pairs: list[tuple[Delivery, dict[str, Any]]] = []
         for msg in msgs:
             event = await _decode(msg, _received, pairs)
-            if event is None:
-                continue
-            doc = self._entry(received_doc(event), event.retention_days)
-            due = event.occurred_at + timedelta(seconds=self.grace_s)
-            if due > now and msg.metadata.num_delivered == 1:
-                due = min(due, now + timedelta(seconds=self.max_wait_s))
-                heapq.heappush(self._waiting, (due, next(self._order), msg, doc))
-                continue
-            pairs.append((msg, doc))
-        await self._write_received(pairs)
+            if event is not None:
+                pairs.append((msg, self._entry(received_doc(event), event.retention_days)))
+        return pairs
 
     async def flush(self, *, everything: bool = False) -> int:
         """Write the waiting entries whose grace is over (``everything``: all, when
         closing) unless their verdict already did; returns how many were settled."""
         now = self.clock()
-        due: list[tuple[Delivery, dict[str, Any]]] = []
+        due: list[Delivery] = []
         while self._waiting and (everything or self._waiting[0][0] <= now):
-            _, _, msg, doc = heapq.heappop(self._waiting)
-            due.append((msg, doc))
+            due.append(heapq.heappop(self._waiting)[2])
         if not due:
             return 0
-        settled = [(m, d) for m, d in due if d.get("_id") in self._written]
+        settled: list[Delivery] = []
+        rest: list[Delivery] = []
+        for msg in due:
+            (settled if _event_id(msg) in self._written else rest).append(msg)
         try:
-            await self._write_received(
-                [(m, d) for m, d in due if d.get("_id") not in self._written]
-            )
+            await self._write_received(await self._entries(rest))
         except UNREACHABLE:
             return 0  # unacked: redelivered after the ack wait
-        for msg, _ in settled:
+        for msg in settled:
             await msg.ack()  # the verdict wrote the entry whole
         self.projected("projector-received-settled", len(settled))
         horizon = now - timedelta(seconds=2 * (self.grace_s + self.max_wait_s))

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
@@ -57,6 +58,7 @@ class Delivered:
     @dataclass
     class Meta:
         num_delivered: int = 2
+        timestamp: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     metadata: Meta = field(default_factory=Meta)
 

@@ -26,7 +26,7 @@ import asyncio
 import copy
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import bson
@@ -309,14 +309,16 @@ class MemoryMsg:
     delivered: int = 1
     settled: list[str] = field(default_factory=list)  # "ack", "nak", "term"
     delays: list[float | None] = field(default_factory=list)  # of each nak
+    stored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     @dataclass(frozen=True)
     class Metadata:
         num_delivered: int
+        timestamp: datetime  # when the stream stored it
 
     @property
     def metadata(self) -> MemoryMsg.Metadata:
-        return MemoryMsg.Metadata(self.delivered)
+        return MemoryMsg.Metadata(self.delivered, self.stored_at)
 
     async def ack(self) -> None:
         self.settled.append("ack")
@@ -330,7 +332,7 @@ class MemoryMsg:
 
     def redelivered(self) -> MemoryMsg:
         """The same message delivered once more."""
-        return MemoryMsg(self.data, self.subject, self.delivered + 1)
+        return MemoryMsg(self.data, self.subject, self.delivered + 1, stored_at=self.stored_at)
 
 
 # ---------------------------------------------------------------- matching and updating

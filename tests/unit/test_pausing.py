@@ -9,7 +9,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import msgspec
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from services.config import pausing
@@ -38,6 +38,7 @@ def _held(n: int, seq: int) -> Any:
     return _Msg(msgspec.json.encode(event), _Meta(_Seq(seq)))
 
 
+@settings(deadline=None)  # a slow machine's first examples take a while
 @given(
     count=st.integers(0, 3000),
     displacement=st.integers(0, 600),

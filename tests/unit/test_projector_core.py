@@ -59,7 +59,8 @@ def logged(
 
 
 def msg(item: events.EventReceived | events.ExecutionLogged | events.IngestNotice) -> MemoryMsg:
-    return MemoryMsg(events.encode(item))
+    """The item as the stream delivers it, stored when it occurred."""
+    return MemoryMsg(events.encode(item), stored_at=item.occurred_at)
 
 
 async def stats(store: MemoryStore, cid: str = "c1") -> dict[str, int]:
