@@ -64,6 +64,10 @@ class Executor:
         # Deliveries of one event that fail outside any step (its config, the journal)
         # before it is logged as failed and dead-lettered: never resent forever.
         self.max_attempts = max(len(self.backoff) + 1, 10)
+        # ...and not before the event has waited this long: an outage of the broker or
+        # the database (a leader election, a failover) does not fail the events caught
+        # in it.
+        self.patience_s = max(30.0, 4 * settings.ack_wait_s)
         self.decode = events.decoder(events.EventMapped).decode
         self._versions: dict[tuple[str, int], ConnectorConfig] = {}
 
@@ -100,11 +104,23 @@ class Executor:
                 await self._execute(msg, event, done, attempt)
             except Exception as exc:  # Mongo/NATS trouble: try again later, a bounded time
                 hlog.get().warning("executor.retry_infrastructure", error=repr(exc)[:500])
-                if attempt >= self.max_attempts and await self._give_up(event, attempt, exc):
+                if (
+                    attempt >= self.max_attempts
+                    and self._age_s(msg) >= self.patience_s
+                    and await self._give_up(event, attempt, exc)
+                ):
                     await msg.ack()
                     return
                 self.metrics.messages.labels("retried").inc()
-                await msg.nak(delay=self._delay(attempt))
+                # At least a second apart: a broker electing a stream leader or a database
+                # failing over takes seconds, and the retries are bounded by time too.
+                await msg.nak(delay=max(self._delay(attempt), 1.0))
+
+    @staticmethod
+    def _age_s(msg: natsio.Msg) -> float:
+        """Seconds since the stream stored the message (its first delivery's time)."""
+        stored = msg.metadata.timestamp
+        return (events.utcnow() - stored).total_seconds() if stored else float("inf")
 
     async def _give_up(self, event: events.EventMapped, attempt: int, exc: Exception) -> bool:
         """After ``max_attempts`` deliveries that failed outside any step: log the event
