@@ -109,7 +109,7 @@ def _queries(size: int, t0: datetime) -> dict[str, Callable[[], log_search.Selec
     """What an operator asks, for a log of ``size`` entries."""
     rare = f"ord_{size // 3:09d}"  # one entry, two thirds of the way back
 
-    def cond(name: str, value: str) -> list[str]:
+    def cond(name: str, value: str) -> list[search.Term]:
         return search.condition(name, value)
 
     hour = t0 + timedelta(seconds=size / RATE_PER_S / 2)

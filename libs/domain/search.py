@@ -14,12 +14,11 @@ A search is the entries that have every asked term.
   canonical form (``1.50`` finds 1.5).
 - Bounded: the first ``MAX_TERMS`` leaves, breadth first (shallow fields first); an
   entry with more says so (``terms_truncated``).  The hash is of the whole value, so
-  long values are found exactly, and the index holds 12 characters per term.
+  long values are found exactly, and the index holds an int64 per term.
 """
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import math
 import re
@@ -41,10 +40,20 @@ class SearchError(ValueError):
     """A search parameter that cannot be a search (bad path, unknown field)."""
 
 
-def _hash(field: str, keys: tuple[str, ...], value: str) -> str:
-    text = "\x1f".join((field, *keys)) + "\x00" + value
-    digest = hashlib.blake2b(text.encode("utf-8", "surrogatepass"), digest_size=9).digest()
-    return base64.urlsafe_b64encode(digest).decode()
+Term = int  # a signed 64-bit hash: an int64 in BSON, the smallest index key there is
+_PREFIXES: dict[tuple[str, tuple[str, ...]], bytes] = {}
+_MAX_PREFIXES = 50_000  # distinct (field, path)s remembered; then forgotten at once
+
+
+def _hash(field: str, keys: tuple[str, ...], value: str) -> Term:
+    prefix = _PREFIXES.get((field, keys))
+    if prefix is None:
+        if len(_PREFIXES) >= _MAX_PREFIXES:
+            _PREFIXES.clear()
+        prefix = ("\x1f".join((field, *keys)) + "\x00").encode("utf-8", "surrogatepass")
+        _PREFIXES[(field, keys)] = prefix
+    digest = hashlib.blake2b(prefix + value.encode("utf-8", "surrogatepass"), digest_size=8)
+    return int.from_bytes(digest.digest(), "little", signed=True)
 
 
 def text(value: Any) -> str | None:
@@ -81,9 +90,9 @@ def event_terms(
     body: Any,
     headers: Mapping[str, str] | None,
     custom_variables: Mapping[str, Any] | None,
-) -> tuple[list[str], bool]:
+) -> tuple[list[Term], bool]:
     """An entry's terms and whether some leaves were left out (past ``MAX_TERMS``)."""
-    terms: dict[str, None] = {}  # ordered, unique
+    terms: dict[Term, None] = {}  # ordered, unique
     if status:
         terms[_hash("status", (), status)] = None
     sources: tuple[tuple[str, Any], ...] = (
@@ -101,7 +110,7 @@ def event_terms(
     return list(terms), truncated
 
 
-def condition(name: str, value: str) -> list[str]:
+def condition(name: str, value: str) -> list[Term]:
     """The terms (alternatives) one search parameter matches, e.g. ``body.order.id``
     and ``"42"``.  Raises :class:`SearchError` for a name that is no searchable path."""
     if name == "status":
@@ -118,7 +127,7 @@ def condition(name: str, value: str) -> list[str]:
     return condition_at(field, tuple(str(p) for p in parts if isinstance(p, str)), value)
 
 
-def condition_at(field: str, keys: tuple[str, ...], value: str) -> list[str]:
+def condition_at(field: str, keys: tuple[str, ...], value: str) -> list[Term]:
     """The terms of ``value`` at ``keys`` (no list positions) of ``field``."""
     if field == "headers":
         keys = tuple(k.lower() for k in keys)

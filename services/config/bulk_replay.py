@@ -67,10 +67,10 @@ def _leaves(value: Any, keys: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str,
         yield keys, value
 
 
-def conditions_of(body: models.BulkReplay) -> list[list[str]]:
+def conditions_of(body: models.BulkReplay) -> list[list[search.Term]]:
     """The selection's search terms (each condition a list of alternatives); 400 for
     a value that cannot be matched."""
-    conditions: list[list[str]] = []
+    conditions: list[list[search.Term]] = []
     for field in search.FIELDS:
         given = getattr(body, field)
         if given is msgspec.UNSET or given == {}:

@@ -91,7 +91,7 @@ def query_time(raw: str, name: str, status: int = 400) -> datetime:
         return (datetime.min if at.year == 1 else datetime.max).replace(tzinfo=UTC)
 
 
-def search_conditions(params: Mapping[str, str]) -> list[list[str]]:
+def search_conditions(params: Mapping[str, str]) -> list[list[search.Term]]:
     """The search-by-value parameters (``body.…``, ``headers.…``, ``custom_variables.…``)
     as search terms; 400 naming a bad one."""
     conditions = []

@@ -17,6 +17,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
+from libs.domain.search import Term
+
 TARGET = 1000  # entries a first window should hold
 MAX_EXAMINED = 20_000  # entries one page may read before it answers
 MIN_WINDOW_S = 1.0
@@ -32,7 +34,7 @@ class Windows(Protocol):
         low: datetime,
         high: datetime,
         high_inclusive: bool = False,
-        terms: Sequence[str] = (),
+        terms: Sequence[Term] = (),
         newest_first: bool = True,
         limit: int = 0,
     ) -> list[Doc]: ...
@@ -43,7 +45,7 @@ class Selection:
     """Which entries: each condition is a list of alternative search terms (one must
     be among the entry's terms), all conditions must hold; received in [after, before)."""
 
-    conditions: Sequence[Sequence[str]] = ()
+    conditions: Sequence[Sequence[Term]] = ()
     after: datetime | None = None
     before: datetime | None = None
 
