@@ -19,7 +19,7 @@ from libs.infra.mongo import store as hmongo
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
 from libs.infra.settings import Settings, ensure_admin_token
-from libs.runtime import worker
+from libs.runtime import background, worker
 from services.config import (
     bulk_replay,
     connectors_api,
@@ -127,9 +127,8 @@ async def _projecting(ctx: Context, metrics: ConfigMetrics) -> AsyncIterator[Non
         projected=lambda name, count: metrics.projected.labels(name).inc(count),
     )
     consume = functools.partial(worker.consuming, ctx, lag=metrics.pending, parallel=1, batch=500)
-    stop = asyncio.Event()
-    flushing = asyncio.create_task(_flush(projector, stop), name="projector-flush")
     async with (
+        background.loop_running(functools.partial(_flush, projector), "projector-flush"),
         consume(
             stream=settings.stream_events,
             durable="projector-received",
@@ -146,11 +145,7 @@ async def _projecting(ctx: Context, metrics: ConfigMetrics) -> AsyncIterator[Non
             handler=projector.on_log,
         ),
     ):
-        try:
-            yield
-        finally:
-            stop.set()
-            await flushing
+        yield
     # The consumers have finished their batches: write what still waits (or leave it
     # unacked for redelivery, when the database is away).
     with contextlib.suppress(Exception):

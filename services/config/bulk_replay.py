@@ -36,6 +36,7 @@ from libs.infra import logging as hlog
 from libs.infra.http import ApiError
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
+from libs.runtime import background
 from services.config import log_search, models
 from services.config.connectors_api import CID
 from services.config.context import CTX, Context, connector_or_404
@@ -263,14 +264,8 @@ async def replaying(
     """The API role's replayer, stopped with the app (its job handed back)."""
     replayer = Replayer(ctx, metrics)
     app[REPLAYER] = replayer
-    stop = asyncio.Event()
-    loop = asyncio.create_task(replayer.run(stop), name="bulk-replay")
-    try:
+    async with background.loop_running(replayer.run, "bulk-replay", wake=replayer.wake):
         yield replayer
-    finally:
-        stop.set()
-        replayer.wake.set()
-        await loop
 
 
 @routes.operation(

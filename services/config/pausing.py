@@ -32,6 +32,7 @@ from libs.infra import logging as hlog
 from libs.infra.http import ApiError
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
+from libs.runtime import background
 from services.config import models, snapshots
 from services.config.connectors_api import CID, connector
 from services.config.context import CTX, Context, connector_or_404
@@ -230,13 +231,10 @@ async def releasing(
     """The API role's releaser and its sweep, stopped with the app."""
     releaser = Releaser(ctx, metrics)
     app[RELEASER] = releaser
-    stop = asyncio.Event()
-    loop = asyncio.create_task(releaser.run(stop), name="pause-sweep")
     try:
-        yield releaser
+        async with background.loop_running(releaser.run, "pause-sweep"):
+            yield releaser
     finally:
-        stop.set()
-        await loop
         await releaser.close()
 
 
