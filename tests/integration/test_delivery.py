@@ -82,8 +82,12 @@ async def test_last_attempt_dead_letters(
         assert len(receiver.calls) == 3  # one try + two retries, as the schedule says
         await wait_for(lambda: dead, what="the dead-lettered event")
         assert msgspec.json.decode(dead[0])["event_id"] == detail["event_id"]
-        stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
-        assert stats["failed"] == 1
+
+        async def counted() -> bool:  # the stats are written after the entry
+            stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
+            return bool(stats["failed"] == 1)
+
+        assert await wait_for(counted, what="the failure counted")
     finally:
         await sub.unsubscribe()
         await nc.close()

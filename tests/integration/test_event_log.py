@@ -88,8 +88,12 @@ async def test_an_event_waiting_for_its_verdict_shows_as_received_after_the_grac
         await wait_for(lambda: logged("received"), what="the event logged as received")
         await system.start(only=("executor",))
         await wait_for(lambda: logged("failed"), what="the event's verdict")
-        stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
-        assert (stats["received"], stats["failed"], stats["succeeded"]) == (1, 1, 0)
+
+        async def counted() -> bool:  # the stats are written after the entry
+            stats = await api.call("GET", f"/api/v1/connectors/{connector['id']}/stats")
+            return bool((stats["received"], stats["failed"], stats["succeeded"]) == (1, 1, 0))
+
+        assert await wait_for(counted, what="received 1, failed 1, succeeded 0")
     finally:
         await system.stop()
 

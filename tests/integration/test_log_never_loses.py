@@ -123,5 +123,9 @@ async def test_an_undecodable_message_naming_an_event_is_salvaged(
 
     entry = await wait_for(salvaged, what="the salvaged entry")
     assert entry["degraded"].startswith("undecodable message")
-    stats = await api.call("GET", f"/api/v1/connectors/{cid}/stats")
-    assert stats["received"] == 1
+
+    async def counted() -> bool:  # the stats are written after the entry
+        stats = await api.call("GET", f"/api/v1/connectors/{cid}/stats")
+        return bool(stats["received"] == 1)
+
+    assert await wait_for(counted, what="the salvaged event counted as received")
