@@ -134,8 +134,8 @@ async def _projecting(ctx: Context, metrics: ConfigMetrics) -> AsyncIterator[Non
             durable="projector-received",
             subject=subjects.all_received(settings.prefix),
             handler=projector.on_received,
-            # Messages wait unacknowledged for their grace: room for several seconds'
-            # worth at any rate this deployment reaches.
+            # Messages wait unacknowledged for their verdict (each held in memory): this
+            # bounds the projector's memory; the rest wait in the stream.
             max_ack_pending=PROJECTOR_MAX_WAITING,
         ),
         consume(
@@ -152,7 +152,10 @@ async def _projecting(ctx: Context, metrics: ConfigMetrics) -> AsyncIterator[Non
         await projector.flush(everything=True)
 
 
-PROJECTOR_MAX_WAITING = 100_000
+# About 2.5 KB each (the message and its headers): ~25 MiB at most. Waiting ends at the
+# verdict, so this limits the received projection only while no verdict comes (executor
+# down or the connector paused): to 10,000 per grace, 2,000 events/s at the default 5 s.
+PROJECTOR_MAX_WAITING = 10_000
 FLUSH_EVERY_S = 0.2
 
 

@@ -243,26 +243,46 @@ class Projector:
         self.retention_days = retention_days  # unless the connector says otherwise
         self.projected = projected  # (projection, messages written)
         self.clock = clock
-        # Messages waiting for their grace, by when it ends (a heap). Only the message: at
-        # thousands of events a second, decoded entries would cost hundreds of MiB.
-        self._waiting: list[tuple[datetime, int, Delivery]] = []
+        # Messages waiting for their grace, by event id (only the message: at thousands of
+        # events a second, decoded entries would cost hundreds of MiB), and when each
+        # grace ends (a heap of ids; an id whose message was settled meanwhile is skipped).
+        self._held: dict[str, Delivery] = {}
+        self._waiting: list[tuple[datetime, int, str, datetime]] = []  # (due, n, id, limit)
         self._order = itertools.count()
         # Event ids whose entry a verdict wrote here lately, with when (pruned).
         self._written: dict[str, datetime] = {}
+        self._last_verdict: datetime | None = None
+
+    def _due(self, msg: Delivery, now: datetime) -> datetime:
+        """When a received message's entry is written unless its verdict comes first:
+        its grace after ingest stored it (the stream's time, within a millisecond of
+        ingest's: no need to decode it to know its age).  While verdicts are being
+        written (the pipeline is alive, only behind), as late as ``max_wait_s`` after:
+        its verdict most likely comes and writes the entry whole, once, instead of a
+        received entry written first and updated then: under a backlog that doubled the
+        database's work for each event behind it."""
+        wait = self.grace_s
+        recent = timedelta(seconds=max(self.grace_s, 1.0))
+        if wait > 0 and self._last_verdict is not None and now - self._last_verdict <= recent:
+            wait = max(wait, self.max_wait_s)
+        return msg.metadata.timestamp + timedelta(seconds=wait)
 
     async def on_received(self, msgs: Sequence[Delivery]) -> None:
         now = self.clock()
-        grace, longest = timedelta(seconds=self.grace_s), timedelta(seconds=self.max_wait_s)
-        ready = []
+        limit = now + timedelta(seconds=self.max_wait_s)  # not redelivered meanwhile
+        ready, settled = [], []
         for msg in msgs:
-            # The stream's time of the message is ingest's (within a millisecond): no
-            # need to decode it to know its age.
-            due = msg.metadata.timestamp + grace
-            if due > now and msg.metadata.num_delivered == 1:
-                heapq.heappush(self._waiting, (min(due, now + longest), next(self._order), msg))
-            else:
+            if (event_id := _event_id(msg)) in self._written:
+                settled.append(msg)  # its verdict came first and wrote the entry whole
+            elif msg.metadata.num_delivered > 1 or (due := self._due(msg, now)) <= now:
                 ready.append(msg)
+            elif event_id and event_id not in self._held:
+                self._held[event_id] = msg
+                heapq.heappush(self._waiting, (min(due, limit), next(self._order), event_id, limit))
+            else:
+                ready.append(msg)  # undecodable, or a second message of one event
         await self._write_received(await self._entries(ready))
+        await self._settled(settled)
 
     async def _entries(self, msgs: Sequence[Delivery]) -> list[tuple[Delivery, dict[str, Any]]]:
         pairs: list[tuple[Delivery, dict[str, Any]]] = []
@@ -278,28 +298,42 @@ class Projector:
         now = self.clock()
         due: list[Delivery] = []
         while self._waiting and (everything or self._waiting[0][0] <= now):
-            due.append(heapq.heappop(self._waiting)[2])
+            _, order, event_id, limit = heapq.heappop(self._waiting)
+            msg = self._held.get(event_id)
+            if msg is None:
+                continue  # settled when its verdict was written
+            later = min(self._due(msg, now), limit)
+            if later > now and not everything:  # verdicts started flowing meanwhile
+                heapq.heappush(self._waiting, (later, order, event_id, limit))
+                continue
+            del self._held[event_id]
+            due.append(msg)
+        self._forget_written(now - timedelta(seconds=2 * (self.grace_s + self.max_wait_s)))
         if not due:
             return 0
-        settled: list[Delivery] = []
-        rest: list[Delivery] = []
-        for msg in due:
-            (settled if _event_id(msg) in self._written else rest).append(msg)
         try:
-            await self._write_received(await self._entries(rest))
+            await self._write_received(await self._entries(due))
         except UNREACHABLE:
             return 0  # unacked: redelivered after the ack wait
-        for msg in settled:
-            await msg.ack()  # the verdict wrote the entry whole
-        self.projected("projector-received-settled", len(settled))
-        horizon = now - timedelta(seconds=2 * (self.grace_s + self.max_wait_s))
-        if len(self._written) > 1000:
-            self._written = {k: t for k, t in self._written.items() if t > horizon}
         return len(due)
+
+    def _forget_written(self, horizon: datetime) -> None:
+        """Drop the verdicts written before ``horizon``: oldest first (the dict is in
+        writing order), so each flush costs what it drops, not what is kept."""
+        old = list(itertools.takewhile(lambda kv: kv[1] <= horizon, self._written.items()))
+        for event_id, _ in old:
+            del self._written[event_id]
 
     @property
     def waiting(self) -> int:
-        return len(self._waiting)
+        return len(self._held)
+
+    async def _settled(self, msgs: Sequence[Delivery]) -> None:
+        """Ack received messages without a write: their verdict wrote the entry whole."""
+        for msg in msgs:
+            await msg.ack()
+        if msgs:
+            self.projected("projector-received-settled", len(msgs))
 
     async def _write_received(self, pairs: list[tuple[Delivery, dict[str, Any]]]) -> None:
         self._retain(pairs)
@@ -364,9 +398,14 @@ class Projector:
                 counts[doc["connector_id"]][_NOTICE_STAT[doc["status"]]] += 1
         (first, created), kept_back = await _degrading(outcomes, self.store.record_outcomes)
         now = self.clock()
+        settled: list[Delivery] = []  # received messages waiting for this verdict
         for doc in outcomes:
             if doc["_id"] not in kept_back:
+                self._written.pop(doc["_id"], None)  # to the end: kept in writing order
                 self._written[doc["_id"]] = now
+                self._last_verdict = now
+                if (waiting := self._held.pop(doc["_id"], None)) is not None:
+                    settled.append(waiting)
         kept_back |= refused_back
         for doc in _one_per_event(outcomes):
             if doc["_id"] in first:
@@ -377,6 +416,7 @@ class Projector:
                 counts[doc["connector_id"]]["received"] += 1
         await self.store.add_stats(counts)
         await _settle(pairs, kept_back)
+        await self._settled(settled)
 
 
 # The stats counter of each kind of notice.

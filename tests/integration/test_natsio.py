@@ -42,3 +42,29 @@ async def test_publish_many_reports_each_message(settings: Settings) -> None:
         await publisher.stop()
     finally:
         await nc.close()
+
+
+async def test_an_existing_consumer_gets_the_new_limits_and_keeps_its_place(
+    settings: Settings,
+) -> None:
+    """A release that raises a consumer's max_ack_pending or ack wait reaches a running
+    deployment: the durable is updated in place, not recreated (nothing is redelivered)."""
+    nc = await natsio.connect(settings, "test-consumer-update")
+    try:
+        js = nc.jetstream()
+        await natsio.provision(js, settings)
+        subject = subjects.mapped(settings.prefix, "c1")
+        for n in range(3):
+            await js.publish(subject, str(n).encode())
+        kwargs = {"stream": settings.stream_events, "durable": "upgraded", "subject": subject}
+        old = await natsio.pull_subscription(js, ack_wait_s=5.0, max_ack_pending=50, **kwargs)
+        (first,) = await old.fetch(1, timeout=5)
+        await first.ack_sync()
+        await old.unsubscribe()
+        new = await natsio.pull_subscription(js, ack_wait_s=7.0, max_ack_pending=70, **kwargs)
+        info = await js.consumer_info(settings.stream_events, "upgraded")
+        assert (info.config.max_ack_pending, info.config.ack_wait) == (70, 7.0)
+        (second,) = await new.fetch(1, timeout=5)
+        assert (first.data, second.data) == (b"0", b"1")
+    finally:
+        await nc.close()

@@ -11,6 +11,7 @@ import itertools
 from datetime import datetime, timedelta
 from typing import Any
 
+import msgspec
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -129,11 +130,43 @@ async def test_a_waiting_event_whose_verdict_came_is_acked_without_a_write() -> 
     young = msg(ev)
     await projector.on_received([young])
     await projector.on_log([msg(logged(ev))])  # the verdict writes the entry whole
+    assert young.settled == ["ack"] and projector.waiting == 0  # acked at once
     writes = len(store.events.calls)
     clock.now += timedelta(seconds=6)
-    assert await projector.flush() == 1
+    assert await projector.flush() == 0
     assert young.settled == ["ack"] and len(store.events.calls) == writes  # no second write
     assert await stats(store) == {"received": 1, "succeeded": 1}
+
+
+async def test_a_received_message_after_its_verdict_is_acked_without_a_write() -> None:
+    store, clock = MemoryStore(), Clock()
+    projector = Projector(store, grace_s=5.0, clock=clock)
+    ev = received(age_s=0.0)
+    await projector.on_log([msg(logged(ev))])
+    writes = len(store.events.calls)
+    late = msg(ev)
+    await projector.on_received([late])
+    assert late.settled == ["ack"] and projector.waiting == 0
+    assert len(store.events.calls) == writes
+    assert await stats(store) == {"received": 1, "succeeded": 1}
+
+
+async def test_verdicts_are_forgotten_after_their_horizon_and_nothing_else_is() -> None:
+    store, clock = MemoryStore(), Clock()
+    projector = Projector(store, grace_s=1.0, max_wait_s=1.0, clock=clock)
+    first, second = received(age_s=0.0), received(age_s=0.0)
+    await projector.on_log([msg(logged(first))])
+    clock.now += timedelta(seconds=3)
+    await projector.on_log([msg(logged(second))])
+    clock.now += timedelta(seconds=1.5)  # first is 4.5 s old, past 2 * (1 + 1)
+    await projector.flush()
+    for ev, remembered in ((first, False), (second, True)):
+        again = msg(ev)
+        writes = len(store.events.calls)
+        await projector.on_received([again])
+        assert again.settled == ["ack"]
+        assert (len(store.events.calls) == writes) is remembered  # forgotten: written again
+    assert await stats(store) == {"received": 2, "succeeded": 2}  # never counted twice
 
 
 async def test_no_message_waits_longer_than_max_wait_and_closing_writes_them_all() -> None:
@@ -275,3 +308,29 @@ async def _project(verdicts: list[str], sent: list[Delivery]) -> None:
     for ev, verdict in zip(evs, verdicts, strict=True):
         entry = await store.get_event("c1", ev.event_id)
         assert entry is not None and entry["status"] == verdict
+
+
+async def test_while_verdicts_flow_a_received_event_waits_longer_for_its_own() -> None:
+    """A backlog (verdicts are being written, late): a received entry is not written at
+    its grace, only at ``max_wait_s``; its verdict comes first and writes it once."""
+    store, clock = MemoryStore(), Clock()
+    projector = Projector(store, grace_s=2.0, max_wait_s=10.0, clock=clock)
+    behind = received(age_s=0.0)
+    clock.now = behind.occurred_at
+    await projector.on_received([waiting := msg(behind)])
+    clock.now += timedelta(seconds=1)
+    await projector.on_log([msg(logged(received(age_s=0.0)))])  # another event's verdict
+    clock.now += timedelta(seconds=1.5)  # past the grace
+    assert await projector.flush() == 0 and waiting.settled == []  # still waiting
+    await projector.on_log([msg(logged(received(age_s=0.0)))])
+    clock.now += timedelta(seconds=3)
+    await projector.on_log([msg(logged(behind))])
+    assert waiting.settled == ["ack"]
+    assert (await store.get_event("c1", behind.event_id) or {})["status"] == "succeeded"
+    assert store.events.calls.count("update") == 0  # the entry was written once, whole
+    # Verdicts stop: an event past its grace (3 s old, not 10) is written at once.
+    clock.now += timedelta(seconds=3)
+    young = msgspec.structs.replace(received(), occurred_at=clock.now - timedelta(seconds=3))
+    await projector.on_received([late := msg(young)])
+    assert late.settled == ["ack"]
+    assert (await store.get_event("c1", young.event_id) or {})["status"] == "received"

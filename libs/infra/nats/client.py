@@ -121,7 +121,11 @@ async def pull_subscription(
     max_deliver: int = -1,
     max_ack_pending: int = 5000,
 ) -> JetStreamContext.PullSubscription:
-    """A durable pull consumer shared by every instance of a service (work is spread)."""
+    """A durable pull consumer shared by every instance of a service (work is spread).
+
+    One that exists keeps its position; its ack wait, delivery limit and
+    ``max_ack_pending`` are updated to these (the client would bind to it as it is, so a
+    release that changes them would not reach a running deployment)."""
     config = ConsumerConfig(
         durable_name=durable,
         ack_policy=AckPolicy.EXPLICIT,
@@ -131,7 +135,21 @@ async def pull_subscription(
         max_ack_pending=max_ack_pending,
         filter_subject=subject,
     )
+    with contextlib.suppress(nats.js.errors.NotFoundError):
+        have = (await js.consumer_info(stream, durable)).config
+        wanted = (config.ack_wait, config.max_deliver, config.max_ack_pending)
+        if (have.ack_wait, have.max_deliver, have.max_ack_pending) != wanted:
+            await js.add_consumer(stream, _updated(have, config))
     return await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
+
+
+def _updated(have: ConsumerConfig, wanted: ConsumerConfig) -> ConsumerConfig:
+    """``have`` with the fields a release may change set as ``wanted`` (the server
+    updates a consumer created again with the same name and an edited config)."""
+    have.ack_wait = wanted.ack_wait
+    have.max_deliver = wanted.max_deliver
+    have.max_ack_pending = wanted.max_ack_pending
+    return have
 
 
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
