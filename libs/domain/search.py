@@ -12,6 +12,9 @@ A search is the entries that have every asked term.
 - Values are compared as text: ``5`` finds the number 5 and the string ``"5"``; true,
   false and null as JSON spells them.  A number asked for is also matched in its
   canonical form (``1.50`` finds 1.5).
+- Transport headers (``Host``, ``Content-Length``, ``Accept-Encoding``…) and
+  credentials (``Authorization``, ``Cookie``) are not indexed: a search by one is
+  refused with a reason (each term is an index key written with every entry).
 - Bounded: the first ``MAX_TERMS`` leaves, breadth first (shallow fields first); an
   entry with more says so (``terms_truncated``).  The hash is of the whole value, so
   long values are found exactly, and the index holds an int64 per term.
@@ -32,6 +35,24 @@ from libs.domain import paths
 
 MAX_TERMS = 256
 FIELDS = ("body", "headers", "custom_variables")
+UNSEARCHED_HEADERS = frozenset(
+    {
+        "host",
+        "content-length",
+        "connection",
+        "keep-alive",
+        "accept",
+        "accept-encoding",
+        "content-encoding",
+        "transfer-encoding",
+        "te",
+        "expect",
+        "upgrade",
+        "authorization",
+        "proxy-authorization",
+        "cookie",
+    }
+)
 _NUMBER = re.compile(r"-?(0|[1-9]\d*)(\.\d+)?([eE][+-]?\d+)?")
 _encode = msgspec.json.encode
 
@@ -96,7 +117,7 @@ def event_terms(
     if status:
         terms[_hash("status", (), status)] = None
     sources: tuple[tuple[str, Any], ...] = (
-        ("headers", {k.lower(): v for k, v in (headers or {}).items()}),
+        ("headers", _searched(headers or {})),
         ("custom_variables", custom_variables or {}),
         ("body", body),
     )
@@ -108,6 +129,11 @@ def event_terms(
                 break
             terms[_hash(field, keys, text)] = None
     return list(terms), truncated
+
+
+def _searched(headers: Mapping[str, str]) -> dict[str, str]:
+    lowered = ((k.lower(), v) for k, v in headers.items())
+    return {k: v for k, v in lowered if k not in UNSEARCHED_HEADERS}
 
 
 def condition(name: str, value: str) -> list[Term]:
@@ -131,6 +157,8 @@ def condition_at(field: str, keys: tuple[str, ...], value: str) -> list[Term]:
     """The terms of ``value`` at ``keys`` (no list positions) of ``field``."""
     if field == "headers":
         keys = tuple(k.lower() for k in keys)
+        if keys and keys[0] in UNSEARCHED_HEADERS:
+            raise SearchError(f"headers.{keys[0]}: not searchable (not indexed)")
     alternatives = {value}
     if _NUMBER.fullmatch(value):
         number: int | float = float(value) if any(c in value for c in ".eE") else int(value)

@@ -243,13 +243,16 @@ class Projector:
         self.retention_days = retention_days  # unless the connector says otherwise
         self.projected = projected  # (projection, messages written)
         self.clock = clock
-        # Messages waiting for their grace, by event id (only the message: at thousands of
-        # events a second, decoded entries would cost hundreds of MiB), and when each
-        # grace ends (a heap of ids; an id whose message was settled meanwhile is skipped).
-        self._held: dict[str, Delivery] = {}
-        self._waiting: list[tuple[datetime, int, str, datetime]] = []  # (due, n, id, limit)
+        # Messages waiting for their grace, by event id, with when each must be written
+        # at the latest (only the message: at thousands of events a second, decoded
+        # entries would cost hundreds of MiB), and when each grace ends (a heap of ids;
+        # an id whose message was settled meanwhile is skipped, and rebuilt when those
+        # outnumber the rest).
+        self._held: dict[str, tuple[Delivery, datetime]] = {}
+        self._waiting: list[tuple[datetime, int, str]] = []
         self._order = itertools.count()
-        # Event ids whose entry a verdict wrote here lately, with when (pruned).
+        # Event ids whose entry a verdict wrote here lately, with when: the newest
+        # REMEMBERED within twice the longest wait.
         self._written: dict[str, datetime] = {}
         self._last_verdict: datetime | None = None
 
@@ -277,8 +280,8 @@ class Projector:
             elif msg.metadata.num_delivered > 1 or (due := self._due(msg, now)) <= now:
                 ready.append(msg)
             elif event_id and event_id not in self._held:
-                self._held[event_id] = msg
-                heapq.heappush(self._waiting, (min(due, limit), next(self._order), event_id, limit))
+                self._held[event_id] = (msg, limit)
+                heapq.heappush(self._waiting, (min(due, limit), next(self._order), event_id))
             else:
                 ready.append(msg)  # undecodable, or a second message of one event
         await self._write_received(await self._entries(ready))
@@ -298,16 +301,20 @@ class Projector:
         now = self.clock()
         due: list[Delivery] = []
         while self._waiting and (everything or self._waiting[0][0] <= now):
-            _, order, event_id, limit = heapq.heappop(self._waiting)
-            msg = self._held.get(event_id)
-            if msg is None:
+            _, order, event_id = heapq.heappop(self._waiting)
+            held = self._held.get(event_id)
+            if held is None:
                 continue  # settled when its verdict was written
+            msg, limit = held
             later = min(self._due(msg, now), limit)
             if later > now and not everything:  # verdicts started flowing meanwhile
-                heapq.heappush(self._waiting, (later, order, event_id, limit))
+                heapq.heappush(self._waiting, (later, order, event_id))
                 continue
             del self._held[event_id]
             due.append(msg)
+        if len(self._waiting) > 2 * len(self._held) + 1024:  # mostly settled ids: rebuild
+            self._waiting = [w for w in self._waiting if w[2] in self._held]
+            heapq.heapify(self._waiting)
         self._forget_written(now - timedelta(seconds=2 * (self.grace_s + self.max_wait_s)))
         if not due:
             return 0
@@ -318,8 +325,12 @@ class Projector:
         return len(due)
 
     def _forget_written(self, horizon: datetime) -> None:
-        """Drop the verdicts written before ``horizon``: oldest first (the dict is in
-        writing order), so each flush costs what it drops, not what is kept."""
+        """Drop the verdicts written before ``horizon`` and the oldest past REMEMBERED:
+        oldest first (the dict is in writing order), so each flush costs what it drops,
+        not what is kept."""
+        over = max(len(self._written) - REMEMBERED, 0)
+        for event_id in list(itertools.islice(self._written, over)):
+            del self._written[event_id]
         old = list(itertools.takewhile(lambda kv: kv[1] <= horizon, self._written.items()))
         for event_id, _ in old:
             del self._written[event_id]
@@ -405,7 +416,7 @@ class Projector:
                 self._written[doc["_id"]] = now
                 self._last_verdict = now
                 if (waiting := self._held.pop(doc["_id"], None)) is not None:
-                    settled.append(waiting)
+                    settled.append(waiting[0])
         kept_back |= refused_back
         for doc in _one_per_event(outcomes):
             if doc["_id"] in first:
@@ -418,6 +429,10 @@ class Projector:
         await _settle(pairs, kept_back)
         await self._settled(settled)
 
+
+# Verdicts remembered to ack a received message that comes after its verdict without a
+# write (one that comes later is written: a duplicate-key insert, not counted): ~4 MiB.
+REMEMBERED = 20_000
 
 # The stats counter of each kind of notice.
 _NOTICE_STAT = {"duplicate": "duplicates", "rejected": "rejected", "handshake": "handshakes"}

@@ -18,6 +18,7 @@ from hypothesis import strategies as st
 
 from libs.domain import events
 from libs.infra.mongo import store as hmongo
+from services.config import projector as projector_module
 from services.config.projector import RETRY_UNSTORABLE_S, Projector
 from tests.support.memory import MemoryMsg, MemoryStore
 
@@ -334,3 +335,27 @@ async def test_while_verdicts_flow_a_received_event_waits_longer_for_its_own() -
     await projector.on_received([late := msg(young)])
     assert late.settled == ["ack"]
     assert (await store.get_event("c1", young.event_id) or {})["status"] == "received"
+
+
+async def test_what_the_projector_remembers_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The newest REMEMBERED verdicts only (a received message after an older one is
+    written: a duplicate, not counted), and the heap of waiting ids is rebuilt when
+    settled ones outnumber those still waiting."""
+    monkeypatch.setattr(projector_module, "REMEMBERED", 3)
+    store, clock = MemoryStore(), Clock()
+    projector = Projector(store, grace_s=5.0, max_wait_s=10.0, clock=clock)
+    evs = [received(age_s=0.0) for _ in range(1500)]
+    await projector.on_received([msg(ev) for ev in evs])
+    assert projector.waiting == 1500
+    await projector.on_log([msg(logged(ev)) for ev in evs])
+    assert projector.waiting == 0
+    await projector.flush()
+    assert len(projector._waiting) <= 1024  # the settled ids are gone
+    clock.now += timedelta(seconds=6)  # past the grace: a received message is not held
+    for n, ev in enumerate(evs[-5:]):
+        again = msg(ev)
+        writes = len(store.events.calls)
+        await projector.on_received([again])
+        assert again.settled == ["ack"]
+        assert (len(store.events.calls) == writes) is (n >= 2)  # the newest 3: no write
+    assert (await stats(store))["received"] == 1500

@@ -78,6 +78,15 @@ def test_bad_names_raise(name: str) -> None:
         search.condition(name, "1")
 
 
+def test_transport_headers_and_credentials_are_not_terms_and_not_searchable() -> None:
+    headers = {"Host": "h", "Content-Length": "3", "Authorization": "Bearer s", "X-Shop": "s1"}
+    terms, _ = search.event_terms(status=None, body={}, headers=headers, custom_variables=None)
+    assert terms == search.condition("headers.x-shop", "s1")  # the one searched header
+    for name in ("headers.Host", "headers.content-length", "headers.authorization"):
+        with pytest.raises(search.SearchError, match="not searchable"):
+            search.condition(name, "h")
+
+
 class Log:
     """An in-memory ``Windows``: the store's contract, on a list."""
 
