@@ -9,7 +9,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.payload import ORDER
+from bench.payload import ORDER, SIGNED_HEADERS, VERIFIED
 
 # A step that cannot fail and needs no network: passes when ``?n=`` is in the URL.
 FILTER_STEP: dict[str, Any] = {
@@ -123,11 +123,13 @@ async def send_all(
     *,
     first_n: int = 0,
     query: str = "",
+    headers: dict[str, str] | None = None,
 ) -> tuple[int, int]:
     """POST ``count`` events (``?n=first_n`` and up, then ``query``) with ``concurrency``
     workers; stops early at ``deadline``."""
     next_index = 0
     ok = bad = 0
+    headers = _JSON | (headers or {})
 
     async def worker() -> None:
         nonlocal next_index, ok, bad
@@ -135,7 +137,7 @@ async def send_all(
             n = first_n + next_index
             next_index += 1
             try:
-                async with session.post(f"{url}?n={n}{query}", data=ORDER, headers=_JSON) as resp:
+                async with session.post(f"{url}?n={n}{query}", data=ORDER, headers=headers) as resp:
                     await resp.read()
                     if 200 <= resp.status < 300:
                         ok += 1
@@ -158,16 +160,24 @@ async def end_to_end(
     poll_s: float = 0.1,
     mapping: dict[str, Any] | None = None,
 ) -> E2EResult:
-    """Events/s from the first send until the last event is in the log (stats)."""
+    """Events/s from the first send until the last event is in the log (stats); the
+    connector checks a GitHub signature on every event."""
     extra = {"mapping": mapping} if mapping else {}
-    connector = await api.create_connector("bench-e2e", [FILTER_STEP], **extra)
+    connector = await api.create_connector(
+        "bench-e2e", [FILTER_STEP], verification=VERIFIED, **extra
+    )
     cid = connector["id"]
     timeout = aiohttp.ClientTimeout(total=30)
     connector_pool = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(connector=connector_pool, timeout=timeout) as sender:
         t0 = time.monotonic()
         accepted, rejected = await send_all(
-            sender, connector["url"], count, concurrency, t0 + send_timeout_s
+            sender,
+            connector["url"],
+            count,
+            concurrency,
+            t0 + send_timeout_s,
+            headers=SIGNED_HEADERS,
         )
         sent_at = time.monotonic()
     deadline = time.monotonic() + log_timeout_s
