@@ -220,6 +220,10 @@ def start_mongo(data_dir: Path, port: int | None = None) -> Proc:
             str(store),
             "--log-level",
             "WARNING",
+            # No replica-set advertisement, so no oplog: nothing here reads one (no
+            # change streams, no transactions), and each write would encode and store
+            # its document a second time for it (12% of an event-log insert, measured).
+            "--standalone",
         ],
         data_dir / "logs",
         f"mongodb://127.0.0.1:{port}/?directConnection=true",
