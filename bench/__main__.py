@@ -31,7 +31,18 @@ from typing import Any
 
 import aiohttp
 
-from bench import hookapi, mapper, procs, profile, rawcost, targets, verifycost, work, wrkload
+from bench import (
+    hookapi,
+    mapper,
+    procs,
+    profile,
+    rawcost,
+    storecost,
+    targets,
+    verifycost,
+    work,
+    wrkload,
+)
 from bench.payload import ORDER, SIGNED_HEADERS, VERIFIED
 
 RESULTS = Path(__file__).with_name("results") / "latest.json"
@@ -282,6 +293,7 @@ def report(out: dict[str, Any]) -> None:
         )
     for title, counted in out.get("work_per_event", {}).items():
         work.report(title, counted)
+    storecost.report(out.get("store_cost") or [])
     profile.report(out.get("profiles") or {})
     memory = out.get("memory_mib") or {}
     if memory:
@@ -429,6 +441,8 @@ def main() -> int:
     out["raw_bytes_cost"] = [c.to_dict() for c in raw_costs]
     print("· what each verification scheme costs (in process) …", flush=True)
     out["verify_us"] = verifycost.measure()
+    print("· what each database write costs SecantusDB (its own process) …", flush=True)
+    out["store_cost"] = [c.to_dict() for c in storecost.measure()]
     out["targets"] = [t.to_dict() for t in targets.judge(out)]
     RESULTS.parent.mkdir(exist_ok=True)
     RESULTS.write_text(json.dumps(out, indent=2) + "\n")

@@ -12,9 +12,11 @@ A search is the entries that have every asked term.
 - Values are compared as text: ``5`` finds the number 5 and the string ``"5"``; true,
   false and null as JSON spells them.  A number asked for is also matched in its
   canonical form (``1.50`` finds 1.5).
-- Transport headers (``Host``, ``Content-Length``, ``Accept-Encoding``…) and
-  credentials (``Authorization``, ``Cookie``) are not indexed: a search by one is
-  refused with a reason (each term is an index key written with every entry).
+- Transport headers (``Host``, ``Content-Length``, ``Accept-Encoding``…),
+  credentials (``Authorization``, ``Cookie``) and signatures (any header named
+  ``…signature…`` or ``…hmac…``: a fresh value per event) are not indexed: a search by
+  one is refused with a reason.  Each term is an index key written with every entry,
+  about 30 us of the database's CPU each (``bench/storecost.py``).
 - Bounded: the first ``MAX_TERMS`` leaves, breadth first (shallow fields first); an
   entry with more says so (``terms_truncated``).  The hash is of the whole value, so
   long values are found exactly, and the index holds an int64 per term.
@@ -62,19 +64,11 @@ class SearchError(ValueError):
 
 
 Term = int  # a signed 64-bit hash: an int64 in BSON, the smallest index key there is
-_PREFIXES: dict[tuple[str, tuple[str, ...]], bytes] = {}
-_MAX_PREFIXES = 50_000  # distinct (field, path)s remembered; then forgotten at once
 
 
 def _hash(field: str, keys: tuple[str, ...], value: str) -> Term:
-    prefix = _PREFIXES.get((field, keys))
-    if prefix is None:
-        if len(_PREFIXES) >= _MAX_PREFIXES:
-            _PREFIXES.clear()
-        prefix = ("\x1f".join((field, *keys)) + "\x00").encode("utf-8", "surrogatepass")
-        _PREFIXES[(field, keys)] = prefix
-    digest = hashlib.blake2b(prefix + value.encode("utf-8", "surrogatepass"), digest_size=8)
-    return int.from_bytes(digest.digest(), "little", signed=True)
+    """The term of ``value`` at ``keys`` of ``field`` (spelled as :func:`_leaves` does)."""
+    return _digest("\x1f".join((field, *keys)) + "\x00" + value)
 
 
 def text(value: Any) -> str | None:
@@ -90,19 +84,28 @@ def text(value: Any) -> str | None:
     return None
 
 
-def _leaves(value: Any) -> Iterator[tuple[tuple[str, ...], str]]:
-    """(keys without list positions, text) of every scalar, breadth first."""
-    queue: deque[tuple[tuple[str, ...], Any]] = deque([((), value)])
+def _leaves(field: str, value: Any) -> Iterator[str]:
+    """The hashed text of every scalar of ``field``'s value, breadth first: its path
+    (without list positions) and its text as :func:`_hash` spells them.  Each path is
+    built once per node, by appending to its parent's (the hot loop of the projector)."""
+    queue: deque[tuple[str, Any]] = deque([(field, value)])
     while queue:
-        keys, node = queue.popleft()
+        path, node = queue.popleft()
         if isinstance(node, dict):
-            queue.extend(((*keys, str(k)), v) for k, v in node.items())
+            queue.extend((f"{path}\x1f{k}", v) for k, v in node.items())
         elif isinstance(node, list):
-            queue.extend((keys, v) for v in node)
+            queue.extend((path, v) for v in node)
+        elif isinstance(node, str):
+            yield f"{path}\x00{node}"
         else:
             spelled = text(node)
             if spelled is not None:
-                yield keys, spelled
+                yield f"{path}\x00{spelled}"
+
+
+def _digest(spelled: str) -> Term:
+    data = spelled.encode("utf-8", "surrogatepass")
+    return int.from_bytes(hashlib.blake2b(data, digest_size=8).digest(), "little", signed=True)
 
 
 def event_terms(
@@ -123,17 +126,22 @@ def event_terms(
     )
     truncated = False
     for field, value in sources:
-        for keys, text in _leaves(value):
+        for spelled in _leaves(field, value):
             if len(terms) >= MAX_TERMS:
                 truncated = True
                 break
-            terms[_hash(field, keys, text)] = None
+            terms[_digest(spelled)] = None
     return list(terms), truncated
+
+
+def searched_header(name: str) -> bool:
+    """Whether a (lower-case) header name is indexed."""
+    return name not in UNSEARCHED_HEADERS and "signature" not in name and "hmac" not in name
 
 
 def _searched(headers: Mapping[str, str]) -> dict[str, str]:
     lowered = ((k.lower(), v) for k, v in headers.items())
-    return {k: v for k, v in lowered if k not in UNSEARCHED_HEADERS}
+    return {k: v for k, v in lowered if searched_header(k)}
 
 
 def condition(name: str, value: str) -> list[Term]:
@@ -157,7 +165,7 @@ def condition_at(field: str, keys: tuple[str, ...], value: str) -> list[Term]:
     """The terms of ``value`` at ``keys`` (no list positions) of ``field``."""
     if field == "headers":
         keys = tuple(k.lower() for k in keys)
-        if keys and keys[0] in UNSEARCHED_HEADERS:
+        if keys and not searched_header(keys[0]):
             raise SearchError(f"headers.{keys[0]}: not searchable (not indexed)")
     alternatives = {value}
     if _NUMBER.fullmatch(value):

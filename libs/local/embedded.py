@@ -204,7 +204,9 @@ def restart(proc: Proc) -> Proc:
     return again
 
 
-def start_mongo(data_dir: Path, port: int | None = None) -> Proc:
+def start_mongo(data_dir: Path, port: int | None = None, *, standalone: bool = True) -> Proc:
+    """SecantusDB on loopback; ``standalone=False`` (benchmarks only) keeps its default
+    single-node replica-set mode, which writes an oplog."""
     port = port or free_port()
     store = data_dir / "mongo"
     store.mkdir(parents=True, exist_ok=True)
@@ -222,8 +224,9 @@ def start_mongo(data_dir: Path, port: int | None = None) -> Proc:
             "WARNING",
             # No replica-set advertisement, so no oplog: nothing here reads one (no
             # change streams, no transactions), and each write would encode and store
-            # its document a second time for it (12% of an event-log insert, measured).
-            "--standalone",
+            # its document a second time for it (12% of an event-log insert, measured
+            # by bench/storecost.py).
+            *(["--standalone"] if standalone else []),
         ],
         data_dir / "logs",
         f"mongodb://127.0.0.1:{port}/?directConnection=true",

@@ -79,10 +79,18 @@ def test_bad_names_raise(name: str) -> None:
 
 
 def test_transport_headers_and_credentials_are_not_terms_and_not_searchable() -> None:
-    headers = {"Host": "h", "Content-Length": "3", "Authorization": "Bearer s", "X-Shop": "s1"}
+    headers = {
+        "Host": "h",
+        "Content-Length": "3",
+        "Authorization": "Bearer s",
+        "X-Hub-Signature-256": "sha256=ab",
+        "X-Shopify-Hmac-Sha256": "cd",
+        "X-Shop": "s1",
+    }
     terms, _ = search.event_terms(status=None, body={}, headers=headers, custom_variables=None)
     assert terms == search.condition("headers.x-shop", "s1")  # the one searched header
-    for name in ("headers.Host", "headers.content-length", "headers.authorization"):
+    unsearched = ("host", "content-length", "authorization", "x-hub-signature-256")
+    for name in (f"headers.{h}" for h in (*unsearched, "Stripe-Signature")):
         with pytest.raises(search.SearchError, match="not searchable"):
             search.condition(name, "h")
 
