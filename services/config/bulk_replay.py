@@ -85,15 +85,15 @@ def conditions_of(body: models.BulkReplay) -> list[list[search.Term]]:
                     422, "invalid_selection", f"{name}: give a value, or a list of values"
                 )
             try:
-                alternatives = {
-                    term
+                alternatives = {  # ordered, unique (bytes and former int terms)
+                    term: None
                     for t in texts
                     if t is not None
                     for term in search.condition_at(field, keys, t)
                 }
             except search.SearchError as exc:
                 raise ApiError(422, "invalid_selection", str(exc)) from None
-            conditions.append(sorted(alternatives))
+            conditions.append(list(alternatives))
     if len(conditions) > MAX_VALUES:
         raise ApiError(422, "invalid_selection", f"at most {MAX_VALUES} values to match")
     if body.status != "any":

@@ -191,7 +191,7 @@ def searchable(doc: dict[str, Any], retention_days: float) -> dict[str, Any]:
         custom_variables=doc.get("custom_variables"),
     )
     if doc.get("dead_lettered"):  # found by status=dead_lettered too
-        terms += search.condition("status", "dead_lettered")
+        terms.append(search.status_term("dead_lettered"))
     doc["terms"] = terms
     if truncated:
         doc["terms_truncated"] = True

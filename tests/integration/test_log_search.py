@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Callable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
 
+from libs.infra.mongo import store as hmongo
+from services.config.projector import searchable
 from tests.support.fixtures import serve, wait_for
 from tests.support.system import Api, InProcessSystem, forward_n
 
@@ -152,7 +154,42 @@ async def test_bad_searches_are_400_naming_the_parameter(
         ("status=nope", "invalid_status"),
         ("received_after=yesterday", "invalid_received_after"),
         ("before=2026-13-01", "invalid_before"),
+        ("headers.host=127.0.0.1", "invalid_search"),
+        ("headers.x-hub-signature-256=sha256%3Dab", "invalid_search"),
     ]:
         async with session.get(api.base + base + "?" + qs, headers=api.headers) as r:
             assert r.status == 400, (qs, await r.text())
             assert (await r.json())["error"]["code"] == code, qs
+
+
+async def test_an_entry_logged_with_the_former_int64_terms_is_still_found(
+    system: InProcessSystem, api: Api
+) -> None:
+    """Entries written before the terms became 8 bytes hold each hash as an int64."""
+    connector = await api.create_connector("legacy-terms")
+    cid = connector["id"]
+    received = datetime.now(UTC)
+    doc = searchable(
+        {
+            "_id": "legacy-1",
+            "connector_id": cid,
+            "status": "failed",
+            "received_at": received,
+            "body": {"order": {"id": 42}},
+            "request": {"method": "POST", "headers": {"X-Shop": "old"}},
+            "custom_variables": {},
+        },
+        retention_days=30,
+    )
+    doc["terms"] = [int.from_bytes(t, "little", signed=True) for t in doc["terms"]]
+    store = hmongo.Store(hmongo.client(system.settings), system.settings.mongo_db)
+    try:
+        await store.events.insert_one(doc)
+    finally:
+        await store.mongo.close()
+    for params in (
+        {"body.order.id": "42"},
+        {"headers.x-shop": "old", "status": "failed"},
+    ):
+        assert await _search(api, cid, params) == ["legacy-1"], params
+    assert await _search(api, cid, {"body.order.id": "43"}) == []

@@ -336,7 +336,7 @@ class Store:
         low: datetime,
         high: datetime,
         high_inclusive: bool = False,
-        terms: Sequence[int] = (),  # libs.domain.search terms
+        terms: Sequence[bytes | int] = (),  # libs.domain.search terms
         newest_first: bool = True,
         limit: int = 0,
     ) -> list[Doc]:
