@@ -16,7 +16,7 @@ A search is the entries that have every asked term.
   credentials (``Authorization``, ``Cookie``) and signatures (any header named
   ``…signature…`` or ``…hmac…``: a fresh value per event) are not indexed: a search by
   one is refused with a reason.  Each term is an index key written with every entry,
-  about 30 us of the database's CPU each (``bench/storecost.py``).
+  about 20 us of the database's CPU each (``bench/storecost.py``).
 - Bounded: the first ``MAX_TERMS`` leaves, breadth first (shallow fields first); an
   entry with more says so (``terms_truncated``).  The hash is of the whole value, so
   long values are found exactly, and the index holds 8 bytes per term.
