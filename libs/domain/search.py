@@ -24,6 +24,7 @@ A search is the entries that have every asked term.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import math
 import re
@@ -66,15 +67,16 @@ class SearchError(ValueError):
 # A term: the 8 bytes of a hash, stored as BSON binary, which SecantusDB encodes as an
 # index key for about half the CPU of an int64 (numbers are normalised through a
 # decimal so that 1 and 1.0 sort together; measured 470 vs 750 us per entry). Entries
-# logged before 2026-12-03 hold the same hash as a signed int64: a search asks for both
-# (LEGACY_INT_TERMS) until those have expired (HOOKLINE_LOG_RETENTION_DAYS).
-Term = bytes | int
-LEGACY_INT_TERMS = True
+# logged by the previous release hold a 12-character string (a 9-byte hash of the same
+# text, base64): a search asks for both (FORMER_TERMS) until those have expired
+# (HOOKLINE_LOG_RETENTION_DAYS).
+Term = bytes | str
+FORMER_TERMS = True
 
 
-def _hash(field: str, keys: tuple[str, ...], value: str) -> bytes:
-    """The term of ``value`` at ``keys`` of ``field`` (spelled as :func:`_leaves` does)."""
-    return _digest("\x1f".join((field, *keys)) + "\x00" + value)
+def _spelled(field: str, keys: tuple[str, ...], value: str) -> str:
+    """What is hashed for ``value`` at ``keys`` of ``field`` (as :func:`_leaves` does)."""
+    return "\x1f".join((field, *keys)) + "\x00" + value
 
 
 def text(value: Any) -> str | None:
@@ -92,7 +94,7 @@ def text(value: Any) -> str | None:
 
 def _leaves(field: str, value: Any) -> Iterator[str]:
     """The hashed text of every scalar of ``field``'s value, breadth first: its path
-    (without list positions) and its text as :func:`_hash` spells them.  Each path is
+    (without list positions) and its text as :func:`_spelled` spells them.  Each path is
     built once per node, by appending to its parent's (the hot loop of the projector)."""
     queue: deque[tuple[str, Any]] = deque([(field, value)])
     while queue:
@@ -113,11 +115,13 @@ def _digest(spelled: str) -> bytes:
     return hashlib.blake2b(spelled.encode("utf-8", "surrogatepass"), digest_size=8).digest()
 
 
-def _asked(term: bytes) -> list[Term]:
-    """What a search asks for one term: its bytes, and its former int64 spelling."""
-    if not LEGACY_INT_TERMS:
-        return [term]
-    return [term, int.from_bytes(term, "little", signed=True)]
+def _asked(spelled: str) -> list[Term]:
+    """What a search asks for one term: its bytes, and the previous release's string."""
+    if not FORMER_TERMS:
+        return [_digest(spelled)]
+    data = spelled.encode("utf-8", "surrogatepass")
+    former = base64.urlsafe_b64encode(hashlib.blake2b(data, digest_size=9).digest())
+    return [_digest(spelled), former.decode()]
 
 
 def event_terms(
@@ -158,14 +162,14 @@ def _searched(headers: Mapping[str, str]) -> dict[str, str]:
 
 def status_term(status: str) -> bytes:
     """The term an entry with this status holds."""
-    return _hash("status", (), status)
+    return _digest(_spelled("status", (), status))
 
 
 def condition(name: str, value: str) -> list[Term]:
     """The terms (alternatives) one search parameter matches, e.g. ``body.order.id``
     and ``"42"``.  Raises :class:`SearchError` for a name that is no searchable path."""
     if name == "status":
-        return _asked(status_term(value))
+        return _asked(_spelled("status", (), value))
     field, dot, rest = name.partition(".")
     if field not in FIELDS or not dot or not rest:
         raise SearchError(
@@ -190,7 +194,7 @@ def condition_at(field: str, keys: tuple[str, ...], value: str) -> list[Term]:
         canonical = text(number)
         if canonical is not None:
             alternatives.add(canonical)
-    return [t for v in sorted(alternatives) for t in _asked(_hash(field, keys, v))]
+    return [t for v in sorted(alternatives) for t in _asked(_spelled(field, keys, v))]
 
 
 def is_condition(name: str) -> bool:

@@ -4,6 +4,8 @@ answers to each search are compared with what the sent events say they should be
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import urllib.parse
 from collections.abc import Callable
 from datetime import UTC, datetime
@@ -164,26 +166,36 @@ async def test_bad_searches_are_400_naming_the_parameter(
             assert (await r.json())["error"]["code"] == code, qs
 
 
-async def test_an_entry_logged_with_the_former_int64_terms_is_still_found(
+def _former_term(field: str, keys: tuple[str, ...], value: str) -> str:
+    """A term as the previous release stored it: a 9-byte blake2b, base64 (12 chars)."""
+    text = "\x1f".join((field, *keys)) + "\x00" + value
+    digest = hashlib.blake2b(text.encode(), digest_size=9).digest()
+    return base64.urlsafe_b64encode(digest).decode()
+
+
+async def test_an_entry_logged_with_the_former_string_terms_is_still_found(
     system: InProcessSystem, api: Api
 ) -> None:
-    """Entries written before the terms became 8 bytes hold each hash as an int64."""
-    connector = await api.create_connector("legacy-terms")
+    """Entries written by the previous release hold 12-character string terms."""
+    connector = await api.create_connector("former-terms")
     cid = connector["id"]
-    received = datetime.now(UTC)
     doc = searchable(
         {
-            "_id": "legacy-1",
+            "_id": "former-1",
             "connector_id": cid,
             "status": "failed",
-            "received_at": received,
+            "received_at": datetime.now(UTC),
             "body": {"order": {"id": 42}},
             "request": {"method": "POST", "headers": {"X-Shop": "old"}},
             "custom_variables": {},
         },
         retention_days=30,
     )
-    doc["terms"] = [int.from_bytes(t, "little", signed=True) for t in doc["terms"]]
+    doc["terms"] = [
+        _former_term("status", (), "failed"),
+        _former_term("body", ("order", "id"), "42"),
+        _former_term("headers", ("x-shop",), "old"),
+    ]
     store = hmongo.Store(hmongo.client(system.settings), system.settings.mongo_db)
     try:
         await store.events.insert_one(doc)
@@ -193,5 +205,5 @@ async def test_an_entry_logged_with_the_former_int64_terms_is_still_found(
         {"body.order.id": "42"},
         {"headers.x-shop": "old", "status": "failed"},
     ):
-        assert await _search(api, cid, params) == ["legacy-1"], params
+        assert await _search(api, cid, params) == ["former-1"], params
     assert await _search(api, cid, {"body.order.id": "43"}) == []

@@ -4,6 +4,8 @@ against a plain scan of the same entries."""
 
 from __future__ import annotations
 
+import base64
+import hashlib
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -201,8 +203,9 @@ async def test_pages_newest_first_hold_each_match_once(
     assert [d["_id"] for d in walked] == [d["_id"] for d in reversed(expected)]
 
 
-def test_entries_hold_hash_bytes_and_a_search_also_asks_the_former_int64_spelling() -> None:
-    """Entries logged before the terms became bytes hold the same hash as an int64."""
+def test_entries_hold_hash_bytes_and_a_search_also_asks_the_former_string() -> None:
+    """Entries logged by the previous release hold a 9-byte hash of the same text as a
+    12-character base64 string (its known value for body.id=5 below)."""
     terms, _ = search.event_terms(
         status="failed", body={"id": 5}, headers=None, custom_variables=None
     )
@@ -210,7 +213,7 @@ def test_entries_hold_hash_bytes_and_a_search_also_asks_the_former_int64_spellin
     asked = search.condition("body.id", "5")
     new = [t for t in asked if isinstance(t, bytes)]
     assert new and set(new) <= set(terms)
-    assert [t for t in asked if isinstance(t, int)] == [
-        int.from_bytes(t, "little", signed=True) for t in new
-    ]
+    former = "\x1f".join(("body", "id")) + "\x00" + "5"
+    digest = hashlib.blake2b(former.encode(), digest_size=9).digest()
+    assert [t for t in asked if isinstance(t, str)] == [base64.urlsafe_b64encode(digest).decode()]
     assert search.status_term("failed") in terms
