@@ -414,9 +414,10 @@ class Projector:
             if doc["_id"] not in kept_back:
                 self._written.pop(doc["_id"], None)  # to the end: kept in writing order
                 self._written[doc["_id"]] = now
-                self._last_verdict = now
                 if (waiting := self._held.pop(doc["_id"], None)) is not None:
                     settled.append(waiting[0])
+        if any(doc["_id"] not in kept_back for doc in outcomes):
+            self._last_verdict = now
         kept_back |= refused_back
         for doc in _one_per_event(outcomes):
             if doc["_id"] in first:

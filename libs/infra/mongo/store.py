@@ -30,6 +30,7 @@ from pymongo.errors import (
     ServerSelectionTimeoutError,
 )
 
+from libs.domain import search
 from libs.domain.events import VERDICTS
 from libs.infra.mongo.codec import from_bson, to_bson
 from libs.infra.settings import Settings
@@ -336,7 +337,7 @@ class Store:
         low: datetime,
         high: datetime,
         high_inclusive: bool = False,
-        terms: Sequence[bytes | int] = (),  # libs.domain.search terms
+        terms: Sequence[search.Term] = (),
         newest_first: bool = True,
         limit: int = 0,
     ) -> list[Doc]:

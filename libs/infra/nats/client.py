@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import itertools
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -139,17 +140,16 @@ async def pull_subscription(
         have = (await js.consumer_info(stream, durable)).config
         wanted = (config.ack_wait, config.max_deliver, config.max_ack_pending)
         if (have.ack_wait, have.max_deliver, have.max_ack_pending) != wanted:
-            await js.add_consumer(stream, _updated(have, config))
+            # The server updates a consumer added again under its name with an edited
+            # config (these fields may change; its position stays).
+            edited = dataclasses.replace(
+                have,
+                ack_wait=config.ack_wait,
+                max_deliver=config.max_deliver,
+                max_ack_pending=config.max_ack_pending,
+            )
+            await js.add_consumer(stream, edited)
     return await js.pull_subscribe(subject, durable=durable, stream=stream, config=config)
-
-
-def _updated(have: ConsumerConfig, wanted: ConsumerConfig) -> ConsumerConfig:
-    """``have`` with the fields a release may change set as ``wanted`` (the server
-    updates a consumer created again with the same name and an edited config)."""
-    have.ack_wait = wanted.ack_wait
-    have.max_deliver = wanted.max_deliver
-    have.max_ack_pending = wanted.max_ack_pending
-    return have
 
 
 BatchHandler = Callable[[Sequence[Msg]], Awaitable[None]]
