@@ -17,7 +17,7 @@ import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -27,8 +27,8 @@ from pymongo.collection import Collection
 from pymongo.errors import BulkWriteError
 
 from bench.payload import ORDER, SIGNED_HEADERS
-from libs.domain import search
 from libs.local import embedded
+from services.config.projector import searchable
 
 Doc = dict[str, Any]
 COUNT = 2000  # documents measured per case (after 200 to warm up)
@@ -62,26 +62,20 @@ def _cpu_s(pid: int) -> float:
 
 
 def entry(n: int) -> Doc:
-    """A log entry as the projector writes it (succeeded, one filter step)."""
-    body = json.loads(ORDER)
-    custom = {"n": str(n)}
-    terms, _ = search.event_terms(
-        status="succeeded", body=body, headers=_HEADERS, custom_variables=custom
-    )
-    now = datetime.now(UTC)
-    return {
+    """A log entry as the projector writes it (succeeded, one filter step): its terms
+    and expiry by the projector's own ``searchable``."""
+    doc: Doc = {
         "_id": f"{n:032x}",
         "connector_id": _CONNECTOR,
         "status": "succeeded",
-        "received_at": now,
-        "expire_at": now + timedelta(days=30),
+        "received_at": datetime.now(UTC),
         "request": {"method": "POST", "headers": _HEADERS, "size": len(ORDER)},
-        "body": body,
+        "body": json.loads(ORDER),
         "raw": ORDER,
-        "custom_variables": custom,
+        "custom_variables": {"n": str(n)},
         "execution": [{"step_id": "is-order", "status": "succeeded", "output": None}],
-        "terms": terms,
     }
+    return searchable(doc, retention_days=30)
 
 
 def contact(n: int, visit: int = 1) -> Doc:
