@@ -99,7 +99,9 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
         await store.ensure_indexes()
         if "api" in roles:
             # Mongo is the source of truth: rebuild KV from it at every start.
-            await snapshots.republish_all(kv, await store.list_connectors())
+            await snapshots.republish_all(
+                js, kv, settings.kv_connectors, await store.list_connectors()
+            )
             await crm_api.republish_channels(ctx)
         app[CTX] = ctx
         async with contextlib.AsyncExitStack() as running:

@@ -346,7 +346,7 @@ async def republish_channels(ctx: Context) -> None:
         except msgspec.ValidationError as exc:
             # Left out of KV on purpose: an action on it fails loudly, not with stale data.
             hlog.get().error("channels.bad_document", channel_id=doc.get("_id"), error=str(exc))
-    await republish_all_channels(await _channels_kv(ctx), channels)
+    await republish_all_channels(ctx.js, ctx.settings, channels)
 
 
 async def _stored_channel(request: web.Request) -> Channel:

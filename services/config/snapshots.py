@@ -7,9 +7,11 @@ import secrets
 from typing import Any
 
 import msgspec
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from libs.domain.connector import ConnectorConfig, ConnectorSnapshot
+from libs.infra.nats.kvkeys import live_keys
 from libs.infra.settings import Settings
 
 _encode = msgspec.json.Encoder().encode
@@ -42,15 +44,12 @@ async def publish(kv: KeyValue, doc: dict[str, Any]) -> None:
     await kv.put(doc["_id"], _encode(snapshot(doc)))
 
 
-async def republish_all(kv: KeyValue, docs: list[dict[str, Any]]) -> None:
+async def republish_all(
+    js: JetStreamContext, kv: KeyValue, bucket: str, docs: list[dict[str, Any]]
+) -> None:
     """Make KV equal to Mongo (the source of truth): put every connector, drop strays."""
     for doc in docs:
         await publish(kv, doc)
     wanted = {d["_id"] for d in docs}
-    try:
-        keys = await kv.keys()
-    except Exception:  # nats raises NoKeysError on an empty bucket
-        keys = []
-    for key in keys:
-        if key not in wanted:
-            await kv.delete(key)
+    for key in await live_keys(js, bucket, skip=wanted):
+        await kv.delete(key)

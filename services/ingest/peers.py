@@ -23,6 +23,7 @@ from nats.js.api import KeyValueConfig, StorageType
 from nats.js.kv import KeyValue
 
 from libs.infra import logging as hlog
+from libs.infra.nats.kvkeys import live_keys
 from libs.infra.settings import Settings
 
 HEARTBEAT_S = 2.0
@@ -61,26 +62,24 @@ async def _bucket(js: JetStreamContext, settings: Settings) -> KeyValue:
 class Peers:
     """This instance's heartbeat, and the number of live instances (itself included)."""
 
-    def __init__(self, kv: KeyValue, instance_id: str | None = None) -> None:
-        self.kv = kv
+    def __init__(
+        self, js: JetStreamContext, kv: KeyValue, bucket: str, instance_id: str | None = None
+    ) -> None:
+        self.js, self.kv, self.bucket = js, kv, bucket
         self.instance_id = instance_id or uuid.uuid4().hex
         self.count = 1
         self._task: asyncio.Task[None] | None = None
 
     @classmethod
     async def start(cls, js: JetStreamContext, settings: Settings) -> Peers:
-        peers = cls(await _bucket(js, settings))
+        peers = cls(js, await _bucket(js, settings), bucket_name(settings))
         peers._task = asyncio.create_task(peers._run())
         return peers
 
     async def beat(self) -> None:
         """Refresh this instance's key, then count the live ones."""
         await self.kv.put(self.instance_id, b"1")
-        try:
-            keys = await self.kv.keys()
-        except nats.js.errors.NoKeysError:
-            keys = []
-        self.count = max(1, len(keys))
+        self.count = max(1, len(await live_keys(self.js, self.bucket)))
 
     async def _run(self) -> None:
         while True:

@@ -6,6 +6,7 @@ import pytest
 
 from libs.infra.nats import client as natsio
 from libs.infra.nats import subjects
+from libs.infra.nats.kvkeys import live_keys
 from libs.infra.settings import Settings
 
 pytestmark = pytest.mark.integration
@@ -66,5 +67,29 @@ async def test_an_existing_consumer_gets_the_new_limits_and_keeps_its_place(
         assert (info.config.max_ack_pending, info.config.ack_wait) == (70, 7.0)
         (second,) = await new.fetch(1, timeout=5)
         assert (first.data, second.data) == (b"0", b"1")
+    finally:
+        await nc.close()
+
+
+async def test_live_keys_lists_values_not_deleted_or_purged_keys(settings: Settings) -> None:
+    """What a republish and the ingest peer count rely on: every key holding a value,
+    none whose last message is a delete or purge marker, ``skip`` left unread; asked
+    right after the writes, round after round (nats-py's ``keys()`` answered "no keys"
+    for a full bucket in this position)."""
+    nc = await natsio.connect(settings, "test-live-keys")
+    try:
+        js = nc.jetstream()
+        bucket = f"{settings.prefix}_live_keys"
+        kv = await js.create_key_value(bucket=bucket, history=1)
+        assert await live_keys(js, bucket) == []
+        for n in range(20):
+            await kv.put(f"kept{n}", b"1")
+            await kv.put(f"gone{n}", b"1")
+            await kv.delete(f"gone{n}")
+            await kv.put(f"purged{n}", b"1")
+            await kv.purge(f"purged{n}")
+            expected = {f"kept{i}" for i in range(n + 1)}
+            assert set(await live_keys(js, bucket)) == expected
+            assert set(await live_keys(js, bucket, skip={"kept0"})) == expected - {"kept0"}
     finally:
         await nc.close()

@@ -19,6 +19,7 @@ from nats.js.kv import KeyValue
 
 from libs.domain import jsonvalue
 from libs.domain.channels import Channel
+from libs.infra.nats.kvkeys import live_keys
 from libs.infra.nats.kvmirror import KvMirror
 from libs.infra.settings import Settings
 
@@ -53,19 +54,17 @@ async def delete_channel(kv: KeyValue, channel_id: str) -> None:
     await kv.delete(channel_id)
 
 
-async def republish_all_channels(kv: KeyValue, channels: Iterable[Channel]) -> None:
+async def republish_all_channels(
+    js: JetStreamContext, settings: Settings, channels: Iterable[Channel]
+) -> None:
     """Make the bucket equal to ``channels`` (from Mongo): put each one, drop strays."""
+    kv = await ensure_channels_bucket(js, settings)
     wanted: set[str] = set()
     for channel in channels:
         await publish_channel(kv, channel)
         wanted.add(channel.id)
-    try:
-        keys = await kv.keys()
-    except nats.js.errors.NoKeysError:  # an empty bucket
-        keys = []
-    for key in keys:
-        if key not in wanted:
-            await delete_channel(kv, key)
+    for key in await live_keys(js, bucket_name(settings), skip=wanted):
+        await delete_channel(kv, key)
 
 
 class ChannelRegistry(KvMirror[Channel]):
