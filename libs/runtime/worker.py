@@ -23,6 +23,7 @@ from libs.infra.metrics import BaseMetrics, WorkerMetrics, add_ops_routes
 from libs.infra.mongo import store as hmongo
 from libs.infra.nats import client as natsio
 from libs.infra.nats.channel_registry import ChannelRegistry, ensure_channels_bucket
+from libs.infra.nats.channel_registry import bucket_name as channels_bucket
 from libs.infra.nats.registry import Registry
 from libs.infra.settings import Settings
 
@@ -61,8 +62,9 @@ async def backbone(
     store = hmongo.Store(mongo, settings.mongo_db)
     bb = Backbone(settings, nc, js, Registry(), ChannelRegistry(), store, natsio.AckPublisher(nc))
     try:
-        await bb.registry.start(await natsio.provision(js, settings))
-        await bb.channels.start(await ensure_channels_bucket(js, settings))
+        await bb.registry.start(js, await natsio.provision(js, settings), settings.kv_connectors)
+        channels_kv = await ensure_channels_bucket(js, settings)
+        await bb.channels.start(js, channels_kv, channels_bucket(settings))
         await bb.publisher.start()
         yield bb
     finally:

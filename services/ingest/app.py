@@ -329,7 +329,7 @@ async def _resources(app: web.Application) -> AsyncIterator[None]:
     js = nc.jetstream()
     kv = await natsio.provision(js, settings)
     registry = Registry()
-    await registry.start(kv)
+    await registry.start(js, kv, settings.kv_connectors)
     publisher = natsio.AckPublisher(nc)
     await publisher.start()
     app[NATS], app[JS], app[REGISTRY], app[PUBLISHER] = nc, js, registry, publisher

@@ -418,10 +418,12 @@ async def test_delete_refused_while_a_connector_uses_the_channel(api: Api) -> No
 # ====================================================================== channels in KV
 
 
-async def test_registry_follows_channels(api: Api, channels_kv: KeyValue) -> None:
+async def test_registry_follows_channels(
+    api: Api, channels_kv: KeyValue, nc: Client, settings: Settings
+) -> None:
     await api.call("POST", "/api/v1/channels", WHATSAPP, expect=201)
     registry = ChannelRegistry()
-    await registry.start(channels_kv)
+    await registry.start(nc.jetstream(), channels_kv, bucket_name(settings))
     try:
         # Loaded at start: what existed before.
         first = registry.get("wa-main")

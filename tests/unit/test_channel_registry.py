@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from types import SimpleNamespace
 from typing import Any
 
 import msgspec
@@ -20,10 +21,11 @@ class Entry:
     key: str
     value: bytes | None
     operation: str | None = None
+    delta: int = 0  # messages pending after this one (0: the last initial value, or live)
 
 
-def put(channel: Any) -> Entry:
-    return Entry(channel.id, msgspec.json.encode(channel))
+def put(channel: Any, delta: int = 0) -> Entry:
+    return Entry(channel.id, msgspec.json.encode(channel), delta=delta)
 
 
 class Boom(Exception):
@@ -56,14 +58,26 @@ class ScriptedWatcher:
 
 
 class ScriptedKV:
-    def __init__(self, *watchers: ScriptedWatcher) -> None:
+    """The bucket (its watches) and, for ``stream_info``, its JetStream context."""
+
+    def __init__(self, *watchers: ScriptedWatcher, messages: int = 0) -> None:
         self.watchers = list(watchers)
         self.opened: list[ScriptedWatcher] = []
+        self.messages = messages  # what the bucket's stream holds
+        self.infos: list[str] = []
 
     async def watchall(self) -> ScriptedWatcher:
         watcher = self.watchers.pop(0)
         self.opened.append(watcher)
         return watcher
+
+    async def stream_info(self, stream: str) -> Any:
+        self.infos.append(stream)
+        return SimpleNamespace(state=SimpleNamespace(messages=self.messages))
+
+
+async def start(registry: ChannelRegistry, kv: ScriptedKV) -> None:
+    await registry.start(kv, kv, "channels")  # type: ignore[arg-type]
 
 
 WA = WhatsAppChannel(id="wa", phone_number_id="1", access_token="tok")
@@ -72,10 +86,10 @@ HOOK = HttpChannel(id="hook", base_url="https://example.com")
 
 
 async def test_loads_then_follows_updates_and_deletes() -> None:
-    watcher = ScriptedWatcher([put(WA), put(MAIL), None])
-    kv = ScriptedKV(watcher)
+    watcher = ScriptedWatcher([put(WA, 1), put(MAIL), None])
+    kv = ScriptedKV(watcher, messages=2)
     registry = ChannelRegistry()
-    await registry.start(kv)  # type: ignore[arg-type]
+    await start(registry, kv)
     try:
         assert registry.loaded.is_set()
         assert registry.get("wa") == WA
@@ -99,7 +113,7 @@ async def test_loads_then_follows_updates_and_deletes() -> None:
 
 async def test_empty_bucket_is_loaded() -> None:
     registry = ChannelRegistry()
-    await registry.start(ScriptedKV(ScriptedWatcher([None])))  # type: ignore[arg-type]
+    await start(registry, ScriptedKV(ScriptedWatcher([None])))
     try:
         assert registry.loaded.is_set()
         assert len(registry) == 0
@@ -111,7 +125,7 @@ async def test_empty_bucket_is_loaded() -> None:
 async def test_unreadable_entry_is_dropped_not_kept_stale() -> None:
     watcher = ScriptedWatcher([put(WA), None])
     registry = ChannelRegistry()
-    await registry.start(ScriptedKV(watcher))  # type: ignore[arg-type]
+    await start(registry, ScriptedKV(watcher, messages=1))
     try:
         watcher.live.put_nowait(Entry("wa", b'{"type": "fax", "id": "wa"}'))
         await wait_for(lambda: registry.get("wa") is None, what="the bad entry to drop wa")
@@ -122,18 +136,39 @@ async def test_unreadable_entry_is_dropped_not_kept_stale() -> None:
 
 
 async def test_rewatch_forgets_channels_deleted_meanwhile() -> None:
-    first = ScriptedWatcher([put(WA), put(MAIL), None, Boom])
+    first = ScriptedWatcher([put(WA, 1), put(MAIL), None, Boom])
     # While nobody watched, "mail" was deleted (history=1: no marker to see) and
     # "hook" was created.
-    second = ScriptedWatcher([put(WA), put(HOOK), None])
-    kv = ScriptedKV(first, second)
+    second = ScriptedWatcher([put(WA, 1), put(HOOK), None])
+    kv = ScriptedKV(first, second, messages=2)
     registry = ChannelRegistry()
-    await registry.start(kv)  # type: ignore[arg-type]
+    await start(registry, kv)
     try:
         await wait_for(lambda: registry.get("hook") is not None, what="the re-watch")
         assert registry.get("mail") is None
         assert registry.get("wa") == WA
         assert kv.opened == [first, second]
         assert first.stopped
+    finally:
+        await registry.stop()
+
+
+async def test_an_early_end_marker_does_not_end_the_initial_values() -> None:
+    """nats-py can queue its "initial values done" marker before the values (the
+    server pushed them all before the client read the consumer's pending count): the
+    registry is not loaded until the last value (nothing pending after it) arrives."""
+    watcher = ScriptedWatcher([None])
+    kv = ScriptedKV(watcher, messages=2)
+    registry = ChannelRegistry()
+    starting = asyncio.create_task(start(registry, kv))
+    try:
+        await wait_for(lambda: kv.infos == ["KV_channels"], what="the marker to be weighed")
+        assert not registry.loaded.is_set()
+        watcher.live.put_nowait(put(WA, 1))
+        await wait_for(lambda: registry.get("wa") == WA, what="the first value")
+        assert not registry.loaded.is_set()
+        watcher.live.put_nowait(put(MAIL))
+        await asyncio.wait_for(starting, timeout=5)
+        assert registry.loaded.is_set() and registry.get("mail") == MAIL
     finally:
         await registry.stop()

@@ -13,6 +13,7 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 import msgspec
+from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from libs.infra import logging as hlog
@@ -39,9 +40,11 @@ class KvMirror(Generic[T]):
         else:
             self._by_id[key] = value
 
-    async def start(self, kv: KeyValue, timeout_s: float = 30.0) -> None:
+    async def start(
+        self, js: JetStreamContext, kv: KeyValue, bucket: str, timeout_s: float = 30.0
+    ) -> None:
         """Start watching; returns once the bucket's current values are loaded."""
-        self._task = asyncio.create_task(self._watch(kv), name=f"{self.name}-watch")
+        self._task = asyncio.create_task(self._watch(js, kv, bucket), name=f"{self.name}-watch")
         await asyncio.wait_for(self.loaded.wait(), timeout=timeout_s)
 
     async def stop(self) -> None:
@@ -51,33 +54,45 @@ class KvMirror(Generic[T]):
                 await self._task
             self._task = None
 
-    async def _watch(self, kv: KeyValue) -> None:
+    def _initial_values_done(self, seen: set[str]) -> None:
+        """After a re-watch, keys deleted while the watch was down are dropped."""
+        for stale in set(self._by_id) - seen:
+            self.apply(stale, None)
+        self.loaded.set()
+
+    def _apply_encoded(self, key: str, value: bytes) -> None:
+        try:
+            self.apply(key, self._decode(value))
+        except msgspec.DecodeError as exc:
+            self.apply(key, None)  # keep no stale copy
+            hlog.get().error(f"{self.name}.bad_entry", key=key, error=str(exc))
+
+    async def _watch(self, js: JetStreamContext, kv: KeyValue, bucket: str) -> None:
         log = hlog.get()
         while True:
             try:
                 watcher = await kv.watchall()
                 try:
-                    # Keys seen in this watch's initial values: after a re-watch, keys
-                    # deleted in between are dropped at the end of that phase.
+                    # Keys seen in this watch's initial values, until the last of them:
+                    # the entry with nothing pending after it. nats-py's own marker for
+                    # that (None) can come *before* the values (see ``kvkeys``), so it
+                    # ends the phase only when the bucket really holds nothing.
                     seen: set[str] | None = set()
                     async for entry in watcher:
-                        if entry is None:  # end of the initial values
-                            if seen is not None:
-                                for stale in set(self._by_id) - seen:
-                                    self.apply(stale, None)
+                        if entry is None:
+                            if seen is not None and not await _holds_messages(js, bucket):
+                                self._initial_values_done(seen)
                                 seen = None
-                            self.loaded.set()
                             continue
                         if seen is not None:
                             seen.add(entry.key)
                         if entry.operation in ("DEL", "PURGE") or not entry.value:
                             self.apply(entry.key, None)
-                            continue
-                        try:
-                            self.apply(entry.key, self._decode(entry.value))
-                        except msgspec.DecodeError as exc:
-                            self.apply(entry.key, None)  # keep no stale copy
-                            log.error(f"{self.name}.bad_entry", key=entry.key, error=str(exc))
+                        else:
+                            self._apply_encoded(entry.key, entry.value)
+                        if seen is not None and entry.delta == 0:
+                            self._initial_values_done(seen)
+                            seen = None
                 finally:
                     with contextlib.suppress(Exception):
                         await watcher.stop()  # type: ignore[no-untyped-call]
@@ -87,3 +102,7 @@ class KvMirror(Generic[T]):
             except Exception as exc:
                 log.warning(f"{self.name}.watch_failed", error=repr(exc))
                 await asyncio.sleep(0.5)  # back off before re-watching
+
+
+async def _holds_messages(js: JetStreamContext, bucket: str) -> bool:
+    return (await js.stream_info(f"KV_{bucket}")).state.messages > 0
