@@ -128,7 +128,9 @@ async def _projecting(ctx: Context, metrics: ConfigMetrics) -> AsyncIterator[Non
         retention_days=settings.log_retention_days,
         projected=lambda name, count: metrics.projected.labels(name).inc(count),
     )
-    consume = functools.partial(worker.consuming, ctx, lag=metrics.pending, parallel=1, batch=500)
+    consume = functools.partial(
+        worker.consuming, ctx, lag=metrics.pending, parallel=1, batch=500, stop=asyncio.Event()
+    )
     async with (
         background.loop_running(functools.partial(_flush, projector), "projector-flush"),
         consume(

@@ -77,5 +77,4 @@ class NatsCluster:
         self.nodes[index] = embedded.restart(self.nodes[index])
 
     def stop(self) -> None:
-        for node in self.nodes:
-            embedded.stop(node)
+        embedded.stop_all(self.nodes)

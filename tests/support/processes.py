@@ -106,7 +106,5 @@ class ProcessSystem:
             proc.popen.wait(10)
 
     def stop(self) -> None:
-        for procs in reversed(list(self.procs.values())):
-            for proc in procs:
-                embedded.stop(proc)
+        embedded.stop_all([proc for procs in self.procs.values() for proc in procs])
         self.procs.clear()

@@ -4,6 +4,7 @@ of processes (kill, SIGTERM, ``make run``) use separate processes instead."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -142,8 +143,9 @@ class InProcessSystem:
         await self.start((name,))
 
     async def stop(self) -> None:
-        for name in reversed(list(self.apps)):
-            await self.apps[name].stop()
+        # All at once: each service's consumers may be in a long poll for up to their
+        # fetch wait, and nothing a test checks depends on the order they stop in.
+        await asyncio.gather(*(app.stop() for app in self.apps.values()))
         self.apps.clear()
 
     async def knows(self, connector: dict[str, Any], version: int | None = None) -> None:
