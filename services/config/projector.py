@@ -11,10 +11,12 @@ younger than that waiting, its message unacknowledged, until the grace is over
 process wrote is remembered for a while, so the waiting message is then acked without
 a write; one it did not write (another replica's, or before a restart) makes the
 received insert a skipped duplicate.  Each received message is delivered once and
-acked once, and the entry costs one insert instead of an insert and an update.  An
-event still waiting for its verdict is in the log as ``received`` after ``grace_s``;
-a crash while messages wait only delays them (they are redelivered after the ack
-wait, which bounds the wait too).
+acked once, and the entry costs one insert instead of an insert and an update.  A
+waiting message's payload is not kept (the stream has it): one whose verdict has not
+come when its wait ends is nak'ed, delivered again and written then, so an event still
+waiting for its verdict is in the log as ``received`` after ``grace_s``, at the cost of
+a second delivery of that message only.  A crash while messages wait only delays them
+(they are redelivered after the ack wait, which bounds the wait too).
 
 No message that ingest answered 2xx for is ever dropped: an entry that cannot be
 stored as it is (a parsed form the database refuses) is stored degraded (the raw
@@ -53,8 +55,7 @@ class Delivery(Protocol):
     """A delivered message as the projections see it: a JetStream message (``Delivery``),
     or ``tests.support.memory.MemoryMsg`` in the unit tests."""
 
-    @property
-    def data(self) -> bytes: ...
+    data: bytes  # emptied while the message waits (see Projector.on_received)
 
     @property
     def subject(self) -> str: ...
@@ -244,10 +245,9 @@ class Projector:
         self.projected = projected  # (projection, messages written)
         self.clock = clock
         # Messages waiting for their grace, by event id, with when each must be written
-        # at the latest (only the message: at thousands of events a second, decoded
-        # entries would cost hundreds of MiB), and when each grace ends (a heap of ids;
-        # an id whose message was settled meanwhile is skipped, and rebuilt when those
-        # outnumber the rest).
+        # at the latest (only the message, without its payload: ~2.5 KB each kept whole,
+        # ~0.6 KB so), and when each grace ends (a heap of ids; an id whose message was
+        # settled meanwhile is skipped, and rebuilt when those outnumber the rest).
         self._held: dict[str, tuple[Delivery, datetime]] = {}
         self._waiting: list[tuple[datetime, int, str]] = []
         self._order = itertools.count()
@@ -280,6 +280,7 @@ class Projector:
             elif msg.metadata.num_delivered > 1 or (due := self._due(msg, now)) <= now:
                 ready.append(msg)
             elif event_id and event_id not in self._held:
+                msg.data = b""  # its verdict most likely writes the entry; else redelivered
                 self._held[event_id] = (msg, limit)
                 heapq.heappush(self._waiting, (min(due, limit), next(self._order), event_id))
             else:
@@ -296,8 +297,9 @@ class Projector:
         return pairs
 
     async def flush(self, *, everything: bool = False) -> int:
-        """Write the waiting entries whose grace is over (``everything``: all, when
-        closing) unless their verdict already did; returns how many were settled."""
+        """Give back the waiting messages whose grace is over (``everything``: all, when
+        closing) unless their verdict already settled them: each is nak'ed, delivered
+        again whole and written as received then.  Returns how many were given back."""
         now = self.clock()
         due: list[Delivery] = []
         while self._waiting and (everything or self._waiting[0][0] <= now):
@@ -316,12 +318,13 @@ class Projector:
             self._waiting = [w for w in self._waiting if w[2] in self._held]
             heapq.heapify(self._waiting)
         self._forget_written(now - timedelta(seconds=2 * (self.grace_s + self.max_wait_s)))
-        if not due:
-            return 0
-        try:
-            await self._write_received(await self._entries(due))
-        except UNREACHABLE:
-            return 0  # unacked: redelivered after the ack wait
+        for msg in due:
+            try:
+                await msg.nak()
+            except Exception as exc:  # NATS away: redelivered after the ack wait anyway
+                hlog.get().warning("projector.nak_failed", error=repr(exc)[:300])
+        if due:
+            self.projected("projector-received-given-back", len(due))
         return len(due)
 
     def _forget_written(self, horizon: datetime) -> None:

@@ -310,6 +310,10 @@ class MemoryMsg:
     settled: list[str] = field(default_factory=list)  # "ack", "nak", "term"
     delays: list[float | None] = field(default_factory=list)  # of each nak
     stored_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    stored: bytes = b""  # what the stream keeps (``data`` may be emptied by a handler)
+
+    def __post_init__(self) -> None:
+        self.stored = self.stored or self.data
 
     @dataclass(frozen=True)
     class Metadata:
@@ -332,7 +336,7 @@ class MemoryMsg:
 
     def redelivered(self) -> MemoryMsg:
         """The same message delivered once more."""
-        return MemoryMsg(self.data, self.subject, self.delivered + 1, stored_at=self.stored_at)
+        return MemoryMsg(self.stored, self.subject, self.delivered + 1, stored_at=self.stored_at)
 
 
 # ---------------------------------------------------------------- matching and updating

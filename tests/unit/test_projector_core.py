@@ -117,10 +117,13 @@ async def test_a_young_event_waits_unacked_and_is_written_when_its_grace_ends() 
     young = msg(received(age_s=0.0))
     await projector.on_received([young])
     assert young.settled == [] and projector.waiting == 1  # held, not nak'ed: one delivery
+    assert young.data == b""  # its payload is not kept while it waits: the stream has it
     assert await projector.flush() == 0 and len(store.events) == 0  # not yet due
     clock.now += timedelta(seconds=5.1)
     assert await projector.flush() == 1
-    assert young.settled == ["ack"] and len(store.events) == 1
+    assert young.settled == ["nak"] and young.delays == [None] and len(store.events) == 0
+    await projector.on_received([again := young.redelivered()])  # whole, from the stream
+    assert again.settled == ["ack"] and len(store.events) == 1 and projector.waiting == 0
     assert await stats(store) == {"received": 1}
 
 
@@ -170,7 +173,7 @@ async def test_verdicts_are_forgotten_after_their_horizon_and_nothing_else_is() 
     assert await stats(store) == {"received": 2, "succeeded": 2}  # never counted twice
 
 
-async def test_no_message_waits_longer_than_max_wait_and_closing_writes_them_all() -> None:
+async def test_no_message_waits_longer_than_max_wait_and_closing_gives_them_all_back() -> None:
     store, clock = MemoryStore(), Clock()
     projector = Projector(store, grace_s=60.0, max_wait_s=2.0, clock=clock)
     first, second = msg(received(age_s=0.0)), msg(received(age_s=0.0))
@@ -178,8 +181,10 @@ async def test_no_message_waits_longer_than_max_wait_and_closing_writes_them_all
     clock.now += timedelta(seconds=2.5)
     await projector.on_received([m := msg(received(age_s=0.0))])
     assert await projector.flush() == 2  # bounded by max_wait_s, not the grace
-    assert (first.settled, second.settled, m.settled) == (["ack"], ["ack"], [])
-    assert await projector.flush(everything=True) == 1 and m.settled == ["ack"]
+    assert (first.settled, second.settled, m.settled) == (["nak"], ["nak"], [])
+    assert await projector.flush(everything=True) == 1 and m.settled == ["nak"]
+    assert projector.waiting == 0
+    await projector.on_received([first.redelivered(), second.redelivered(), m.redelivered()])
     assert len(store.events) == 3
 
 
