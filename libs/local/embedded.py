@@ -38,11 +38,22 @@ class Proc:
         return self.popen.poll() is None
 
 
+# Ports this process has handed out: the kernel may offer a port again as soon as its
+# probe socket is closed, and two picks for one server set (a node's cluster port equal
+# to another's monitor port) kept a test cluster from forming once.
+_handed_out: set[int] = set()
+
+
 def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
+    """A loopback port nothing listens on now, and not handed out before by this process."""
+    for _ in range(1000):
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+            s.bind(("127.0.0.1", 0))
+            port: int = s.getsockname()[1]
+        if port not in _handed_out:
+            _handed_out.add(port)
+            return port
+    raise RuntimeError("no loopback port left that was not handed out already")
 
 
 def wait_until(
