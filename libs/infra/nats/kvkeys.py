@@ -22,12 +22,17 @@ _DEAD_OPS = ("DEL", "PURGE")  # KV-Operation header of a delete / purge marker
 _DEAD_REASONS = ("MaxAge", "Purge", "Remove")  # Nats-Marker-Reason (nats-server 2.11+)
 
 
+def stream_of(bucket: str) -> str:
+    """The JetStream stream behind a KV bucket (the KV protocol's naming)."""
+    return f"KV_{bucket}"
+
+
 async def live_keys(
     js: JetStreamContext, bucket: str, *, skip: Container[str] = frozenset()
 ) -> list[str]:
     """Every key of ``bucket`` holding a value now, except those in ``skip`` (which
     are not read: a caller looking for strays skips the keys it wants)."""
-    stream, prefix = f"KV_{bucket}", f"$KV.{bucket}."
+    stream, prefix = stream_of(bucket), f"$KV.{bucket}."
     info = await js.stream_info(stream, subjects_filter=f"{prefix}>")
     keys: list[str] = []
     for subject in info.state.subjects or {}:

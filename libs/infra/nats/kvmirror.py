@@ -17,6 +17,7 @@ from nats.js import JetStreamContext
 from nats.js.kv import KeyValue
 
 from libs.infra import logging as hlog
+from libs.infra.nats.kvkeys import stream_of
 
 T = TypeVar("T")
 
@@ -105,4 +106,4 @@ class KvMirror(Generic[T]):
 
 
 async def _holds_messages(js: JetStreamContext, bucket: str) -> bool:
-    return (await js.stream_info(f"KV_{bucket}")).state.messages > 0
+    return (await js.stream_info(stream_of(bucket))).state.messages > 0
